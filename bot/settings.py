@@ -1,0 +1,49 @@
+"""The one settings object: every knob ragbot has, read from the environment (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- retrieval -------------------------------------------------------------------------------
+    qdrant_path: str = Field("./data/qdrant", description="Embedded Qdrant Edge storage folder.")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; when set, used instead of the embedded store.")
+    qdrant_api_key: str | None = Field(None, description="API key for the Qdrant server.")
+    qdrant_timeout: float = Field(10.0, description="Seconds before a Qdrant server request gives up.")
+    ragbot_collection: str = Field("kb", description="Collection used when a command or preset names none.")
+    embed_model: str = Field(
+        "", description="sentence-transformers model id or folder; empty = bundled all-MiniLM-L6-v2."
+    )
+    embed_device: str = Field("auto", description="Embedding device: auto, cpu or cuda.")
+    chunk_tokens: int = Field(300, ge=50, le=4000, description="Target chunk size in tokens (estimated).")
+    chunk_overlap_tokens: int = Field(40, ge=0, le=1000, description="Tokens repeated between chunks.")
+
+    # --- reranking -------------------------------------------------------------------------------
+    rerank_model: str = Field("Qwen/Qwen3-Reranker-0.6B", description="Hugging Face id or local folder.")
+    rerank_device: Literal["auto", "cpu", "cuda"] = "auto"
+    rerank_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    rerank_max_length: int = Field(8192, ge=64)
+    rerank_batch_tokens: int = Field(16384, ge=256, description="Token budget of one forward pass.")
+    rerank_required: bool = Field(False, description="Fail instead of answering in retrieval order.")
+
+    # --- answering -------------------------------------------------------------------------------
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = extractive.")
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: str | None = None
+    llm_timeout: float = Field(30.0, gt=0)
+
+    # --- storage ---------------------------------------------------------------------------------
+    database_url: str = "sqlite:///./data/ragbot.db"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
