@@ -1,0 +1,37 @@
+"""Retrieval: loaders, chunking, embeddings, the Qdrant `Index` (embedded Edge or server) and search."""
+
+from retrieval.backends import open_index
+from retrieval.documents import Candidate, Chunk, LoadedDocument
+from retrieval.embedding import Embedder
+from retrieval.errors import (
+    CollectionMismatchError,
+    CollectionNotFoundError,
+    DocumentLoadError,
+    EmbedderLoadError,
+    IndexLockedError,
+    IndexUnavailableError,
+    RetrievalError,
+)
+from retrieval.index import Index
+from retrieval.ingest import IngestSummary, ingest_path
+from retrieval.search import RetrievalResult, Retriever
+
+__all__ = [
+    "Candidate",
+    "Chunk",
+    "CollectionMismatchError",
+    "CollectionNotFoundError",
+    "DocumentLoadError",
+    "Embedder",
+    "EmbedderLoadError",
+    "Index",
+    "IndexLockedError",
+    "IndexUnavailableError",
+    "IngestSummary",
+    "LoadedDocument",
+    "RetrievalError",
+    "RetrievalResult",
+    "Retriever",
+    "ingest_path",
+    "open_index",
+]

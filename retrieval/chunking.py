@@ -1,0 +1,129 @@
+"""Chunking that respects headings and paragraphs and handles Chinese (no spaces between words).
+
+Chunks never cross a heading. Inside a section, paragraphs are packed up to `max_tokens`; a paragraph that is
+too long is split at sentence ends (. ! ? and 。！？；), and a sentence that is still too long at the budget.
+Consecutive chunks of one section share up to `overlap_tokens` of trailing sentences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from retrieval.documents import Block, Chunk, LoadedDocument
+
+# Bumped whenever chunking changes its output, so re-ingestion re-chunks unchanged files.
+CHUNKER_VERSION = "1"
+
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_WORD = re.compile(f"[^\\s{_CJK}]+")
+# A sentence ends after 。！？； (and their ASCII cousins followed by a space or the end).
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|(?<=[.!?;])(?=\s)|(?<=\n)")
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: one token per CJK character, about 1.3 per other word."""
+    cjk = len(_CJK_CHAR.findall(text))
+    words = len(_WORD.findall(text))
+    return cjk + (words * 13 + 9) // 10
+
+
+def split_sentences(text: str) -> list[str]:
+    parts = [p.strip() for p in _SENTENCE_END.split(text)]
+    return [p for p in parts if p]
+
+
+def _hard_split(sentence: str, max_tokens: int) -> list[str]:
+    """Split a sentence with no usable boundary into pieces under the budget (words or CJK characters)."""
+    pieces: list[str] = []
+    current = ""
+    for token in re.findall(f"[{_CJK}]|[^\\s{_CJK}]+\\s*|\\s+", sentence):
+        if current and estimate_tokens(current + token) > max_tokens:
+            pieces.append(current.strip())
+            current = ""
+        current += token
+    if current.strip():
+        pieces.append(current.strip())
+    return pieces
+
+
+def _join(parts: list[str]) -> str:
+    text = ""
+    for part in parts:
+        if not text:
+            text = part
+        elif (_CJK_CHAR.match(part[0]) and _CJK_CHAR.match(text[-1])) or text[-1] in "。！？；":
+            text += part
+        else:
+            text += "\n" if part.startswith("- ") else " "
+            text += part
+    return text
+
+
+def _section_units(blocks: list[Block], max_tokens: int) -> list[str]:
+    """Paragraphs of one section, split into sentences (or smaller) only where they exceed the budget."""
+    units: list[str] = []
+    for block in blocks:
+        if estimate_tokens(block.text) <= max_tokens:
+            units.append(block.text)
+            continue
+        for sentence in split_sentences(block.text):
+            if estimate_tokens(sentence) <= max_tokens:
+                units.append(sentence)
+            else:
+                units.extend(_hard_split(sentence, max_tokens))
+    return units
+
+
+def _pack(units: list[str], max_tokens: int, overlap_tokens: int) -> list[str]:
+    chunks: list[str] = []
+    current: list[str] = []
+    fresh = 0  # units in `current` that are not overlap carried from the previous chunk
+    for unit in units:
+        if current and estimate_tokens(_join([*current, unit])) > max_tokens:
+            chunks.append(_join(current))
+            current = _overlap_tail(current, overlap_tokens, max_tokens - estimate_tokens(unit))
+            fresh = 0
+        current.append(unit)
+        fresh += 1
+    if current and fresh:
+        chunks.append(_join(current))
+    return chunks
+
+
+def _overlap_tail(units: list[str], overlap_tokens: int, room: int) -> list[str]:
+    """The last sentences of the previous chunk, up to the overlap (and what fits beside the next unit)."""
+    if overlap_tokens <= 0:
+        return []
+    sentences = split_sentences(units[-1])
+    tail: list[str] = []
+    for sentence in reversed(sentences):
+        if estimate_tokens(_join([sentence, *tail])) > min(overlap_tokens, room):
+            break
+        tail.insert(0, sentence)
+    return tail
+
+
+def chunk_document(doc: LoadedDocument, max_tokens: int = 300, overlap_tokens: int = 40) -> list[Chunk]:
+    """Split a loaded document into chunks that keep its title, source and heading path."""
+    doc_id = hashlib.sha1(doc.path.encode("utf-8")).hexdigest()[:16]
+    sections: dict[tuple[str, ...], list[Block]] = {}
+    for block in doc.blocks:  # dicts keep first-seen order: sections stay in document order
+        sections.setdefault(block.section, []).append(block)
+    chunks: list[Chunk] = []
+    for section, blocks in sections.items():
+        for text in _pack(_section_units(blocks, max_tokens), max_tokens, overlap_tokens):
+            chunks.append(
+                Chunk(
+                    doc_id=doc_id,
+                    path=doc.path,
+                    title=doc.title,
+                    source=doc.source,
+                    section=" > ".join(section),
+                    text=text,
+                    chunk_index=len(chunks),
+                    content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                )
+            )
+    return chunks

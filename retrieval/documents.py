@@ -1,0 +1,64 @@
+"""The data that flows through retrieval: a loaded document, its chunks, and search candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Block:
+    """A paragraph-level piece of a document under its heading path."""
+
+    section: tuple[str, ...]
+    text: str
+
+
+@dataclass
+class LoadedDocument:
+    """A file turned into text blocks; `source` is the document's own URL when it declares one, else its path."""
+
+    path: str
+    title: str
+    source: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage stored as one Qdrant point."""
+
+    doc_id: str
+    path: str
+    title: str
+    source: str
+    section: str
+    text: str
+    chunk_index: int
+    content_hash: str
+
+    def embedding_text(self) -> str:
+        """What gets embedded: title and heading path give a short passage its context."""
+        return passage_text(self.title, self.section, self.text)
+
+
+@dataclass
+class Candidate:
+    """A passage returned by search, with its place in the retrieval ranking."""
+
+    point_id: str
+    doc_id: str
+    title: str
+    source: str
+    section: str
+    text: str
+    retrieval_rank: int
+    retrieval_score: float
+
+    def passage(self) -> str:
+        """The text a reranker judges: title and section first, as in the embedding."""
+        return passage_text(self.title, self.section, self.text)
+
+
+def passage_text(title: str, section: str, text: str) -> str:
+    header = " > ".join(part for part in (title, section) if part)
+    return f"{header}\n{text}" if header else text

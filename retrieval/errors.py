@@ -1,0 +1,29 @@
+"""Errors retrieval raises for users: each message says what went wrong and what to do."""
+
+
+class RetrievalError(RuntimeError):
+    """Base class for retrieval errors shown to users as one clear line."""
+
+
+class DocumentLoadError(RetrievalError):
+    """A file could not be read as a document (corrupt PDF, wrong encoding, no text...)."""
+
+
+class EmbedderLoadError(RetrievalError):
+    """The embedding model could not be loaded."""
+
+
+class IndexUnavailableError(RetrievalError):
+    """The Qdrant server cannot be reached or answered with an error."""
+
+
+class IndexLockedError(RetrievalError):
+    """Another process holds the embedded Qdrant Edge store."""
+
+
+class CollectionMismatchError(RetrievalError):
+    """The collection was built with another embedding model or vector size."""
+
+
+class CollectionNotFoundError(RetrievalError):
+    """The collection does not exist yet (nothing ingested)."""

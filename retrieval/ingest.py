@@ -1,0 +1,146 @@
+"""Idempotent, incremental ingestion of a folder (or one file) into a collection.
+
+Each file is stored with a hash of its bytes and the chunking settings: unchanged files are skipped,
+changed files are re-chunked and overwritten in place (point ids come from path + chunk position),
+and files that disappeared from the folder have their chunks removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retrieval.chunking import CHUNKER_VERSION, chunk_document
+from retrieval.embedding import Embedder
+from retrieval.errors import DocumentLoadError, RetrievalError
+from retrieval.index import Index, IndexPoint, point_id
+from retrieval.loaders import SUPPORTED_SUFFIXES, load_document
+
+
+@dataclass
+class IngestSummary:
+    collection: str
+    files: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # path -> reason
+    chunks: int = 0
+    seconds: float = 0.0
+
+
+# Called after each file with (path, outcome) where outcome is added/updated/unchanged/failed.
+Progress = Callable[[str, str], None]
+
+
+def discover_files(root: Path) -> list[Path]:
+    """Supported files under `root` (or `root` itself), skipping hidden files and folders."""
+    if root.is_file():
+        return [root]
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in SUPPORTED_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+
+
+def file_hash(path: Path, chunk_tokens: int, overlap_tokens: int) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(f"|chunker={CHUNKER_VERSION}|{chunk_tokens}|{overlap_tokens}".encode())
+    return digest.hexdigest()
+
+
+def ingest_path(
+    root: Path,
+    index: Index,
+    embedder: Embedder,
+    collection: str,
+    chunk_tokens: int = 300,
+    overlap_tokens: int = 40,
+    progress: Progress | None = None,
+) -> IngestSummary:
+    started = time.perf_counter()
+    root = root.resolve()
+    if not root.exists():
+        raise RetrievalError(f"No such file or folder: {root}")
+    files = discover_files(root)
+    summary = IngestSummary(collection=collection, files=len(files))
+    index.ensure_collection(collection, embedder.dimension, embedder.name)
+    known = index.file_hashes(collection)
+
+    for path in files:
+        key = path.as_posix()
+        try:
+            digest = file_hash(path, chunk_tokens, overlap_tokens)
+            if known.get(key) == digest:
+                outcome = "unchanged"
+            else:
+                written = _ingest_file(path, key, digest, index, embedder, collection, chunk_tokens, overlap_tokens)
+                summary.chunks += written
+                outcome = "updated" if key in known else "added"
+        except (DocumentLoadError, OSError) as exc:
+            summary.failed[key] = str(exc) if isinstance(exc, DocumentLoadError) else f"cannot read: {exc}"
+            outcome = "failed"
+        {"added": summary.added, "updated": summary.updated, "unchanged": summary.unchanged}.get(outcome, []).append(
+            key
+        )
+        if progress:
+            progress(key, outcome)
+
+    present = {path.as_posix() for path in files}
+    scope = root.as_posix() if root.is_dir() else None
+    for key in sorted(known):
+        if scope and key.startswith(scope.rstrip("/") + "/") and key not in present:
+            index.delete_file(collection, key)
+            summary.removed.append(key)
+
+    if summary.chunks or summary.removed:
+        index.finish_writes(collection)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _ingest_file(
+    path: Path,
+    key: str,
+    digest: str,
+    index: Index,
+    embedder: Embedder,
+    collection: str,
+    chunk_tokens: int,
+    overlap_tokens: int,
+) -> int:
+    document = load_document(path)
+    document.path = key
+    if document.source == str(path):
+        document.source = key
+    chunks = chunk_document(document, chunk_tokens, overlap_tokens)
+    vectors = embedder.encode([chunk.embedding_text() for chunk in chunks])
+    points = [
+        IndexPoint(
+            id=point_id(key, chunk.chunk_index),
+            vector=vector,
+            payload={
+                "doc_id": chunk.doc_id,
+                "path": key,
+                "title": chunk.title,
+                "source": chunk.source,
+                "section": chunk.section,
+                "text": chunk.text,
+                "chunk_index": chunk.chunk_index,
+                "content_hash": chunk.content_hash,
+                "file_hash": digest,
+            },
+        )
+        for chunk, vector in zip(chunks, vectors, strict=True)
+    ]
+    # Overwrite in place first, then drop the chunks past the new end: the file is never missing.
+    index.upsert(collection, points)
+    index.delete_file(collection, key, from_chunk=len(chunks))
+    return len(chunks)
