@@ -28,7 +28,8 @@ class QdrantServerIndex(Index):
     def connect(cls, url: str, api_key: str | None = None, timeout: float = 10.0) -> QdrantServerIndex:
         if url == ":memory:":
             return cls(QdrantClient(":memory:"), "in-memory Qdrant (qdrant-client local mode)")
-        client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout)))
+        # The version check is one more request that only warns; errors surface on the first real call.
+        client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout)), check_compatibility=False)
         return cls(client, f"Qdrant server at {url}")
 
     def _call(self, action: Callable[[], T]) -> T:

@@ -1,0 +1,239 @@
+"""`ragbot`: the one command line for ingest, ask, demo and database upgrades."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+SAMPLE_KB = Path(__file__).resolve().parent.parent / "sample_kb"
+DEMO_QUESTIONS = (
+    "Can we integrate single sign-on for this customer?",
+    "发票需要盖什么章？",
+    "What is the API rate limit and what happens when we exceed it?",
+)
+
+app = typer.Typer(
+    help="ragbot: answers product questions from your documents, reranked by Qwen3-Reranker, with sources.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _components():  # imported late: `ragbot --help` should not pay for torch
+    from bot.components import Components
+    from bot.settings import get_settings
+
+    return Components(get_settings())
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A folder (searched recursively) or one file: .md .txt .html .pdf")],
+    collection: Annotated[str | None, typer.Option(help="Collection to write to [default: RAGBOT_COLLECTION]")] = None,
+) -> None:
+    """Ingest documents: new and changed files are (re)indexed, unchanged ones skipped, deleted ones removed."""
+    from retrieval import ingest_path
+    from retrieval.errors import RetrievalError
+    from retrieval.ingest import discover_files
+
+    if not path.exists():
+        raise RetrievalError(f"No such file or folder: {path}")
+    with _components() as parts:
+        name = collection or parts.settings.ragbot_collection
+        total = len(discover_files(path.resolve()))
+        if total == 0:
+            raise RetrievalError(f"No .md, .txt, .html or .pdf files found in {path}")
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[current]}"),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("Loading model", total=total, current="")
+            embedder = parts.embedder
+            progress.update(task, description="Ingesting")
+
+            def advance(file: str, outcome: str) -> None:
+                progress.update(task, advance=1, current=f"{outcome}: {Path(file).name}")
+
+            summary = ingest_path(
+                path,
+                parts.index,
+                embedder,
+                name,
+                chunk_tokens=parts.settings.chunk_tokens,
+                overlap_tokens=parts.settings.chunk_overlap_tokens,
+                progress=advance,
+            )
+    out.print(
+        f"[bold]Ingested {summary.files} files into '{summary.collection}'[/] in {summary.seconds:.1f} s: "
+        f"{len(summary.added)} added, {len(summary.updated)} updated, {len(summary.unchanged)} unchanged, "
+        f"{len(summary.removed)} removed, {len(summary.failed)} failed; {summary.chunks} chunks written."
+    )
+    for removed in summary.removed:
+        out.print(f"  removed: {escape(removed)}")
+    for failed, reason in summary.failed.items():
+        err.print(f"  [red]failed:[/] {escape(failed)}: {escape(reason)}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes")],
+    channel: Annotated[str | None, typer.Option(help="Slack channel id whose preset to use")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    require_rerank: Annotated[
+        bool | None, typer.Option("--require-rerank", help="Fail if reranking cannot run [env: RERANK_REQUIRED]")
+    ] = None,
+) -> None:
+    """Answer a question from the knowledge base, with numbered sources and timings."""
+    from bot.pipeline import validate_question
+
+    validate_question(question)  # before loading anything
+    with _components() as parts:
+        result = parts.pipeline.ask(question, channel=channel, require_rerank=require_rerank or None)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_result(result)
+
+
+def _print_result(result) -> None:
+    out.print(escape(result.answer))
+    if result.note:
+        out.print(f"[yellow]{escape(result.note)}[/]")
+    heading = "Sources" if result.status == "ok" else "Closest passages (not used)"
+    out.print(f"\n[bold]{heading}[/]")
+    for c in result.citations:
+        score = f"{c.score:.2f}" if c.score is not None else "n/a"
+        where = f"{c.title} › {c.section}" if c.section else c.title
+        out.print(f"  [{c.n}] {escape(where)} — {escape(c.source)}  (rerank {score})")
+    rerank = result.rerank if result.rerank == "ok" else f"[yellow]{escape(result.rerank)}[/]"
+    out.print(
+        f"\npreset [bold]{escape(result.preset.name)}[/] v{result.preset.version} · rerank {rerank} · "
+        f"answer {escape(result.answer_writer)} · ranking #{result.ranking_id}"
+    )
+    t = result.timings_ms
+    out.print(
+        "timings: "
+        + " · ".join(
+            f"{stage} {t.get(stage, 0.0):.0f} ms" for stage in ("embed", "search", "rerank", "answer", "total")
+        )
+    )
+
+
+@app.command()
+def demo() -> None:
+    """Ingest the bundled sample knowledge base (when needed) and answer three sample questions."""
+    from retrieval import ingest_path
+
+    if not SAMPLE_KB.is_dir():
+        raise typer.BadParameter(f"The sample knowledge base is missing at {SAMPLE_KB}; run from a ragbot checkout.")
+    with _components() as parts:
+        collection = parts.settings.ragbot_collection
+        with err.status("Preparing the sample knowledge base…"):
+            summary = ingest_path(
+                SAMPLE_KB,
+                parts.index,
+                parts.embedder,
+                collection,
+                chunk_tokens=parts.settings.chunk_tokens,
+                overlap_tokens=parts.settings.chunk_overlap_tokens,
+            )
+        out.print(
+            f"Sample knowledge base: {summary.files} files in '{collection}' "
+            f"({len(summary.added) + len(summary.updated)} indexed now, {len(summary.unchanged)} already there).\n"
+        )
+        for question in DEMO_QUESTIONS:
+            out.rule(f"[bold]{escape(question)}")
+            _print_result(parts.pipeline.ask(question))
+            out.print()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (DATABASE_URL). Other commands also do this on first use."""
+    import store
+    from bot.settings import get_settings
+
+    url = get_settings().database_url
+    store.upgrade_database(url)
+    out.print(f"Database is up to date: {store.db.mask_url(url) if hasattr(store.db, 'mask_url') else url}")
+
+
+def _quiet_libraries() -> None:
+    """Model-loading progress bars and library chatter hide ragbot's own output."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "sentence_transformers", "transformers", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    import pydantic
+
+    import store
+    from bot.pipeline import QuestionError, RerankRequiredError
+    from rerank import RerankerLoadError
+    from retrieval.errors import RetrievalError
+
+    return (
+        RetrievalError,
+        RerankerLoadError,
+        RerankRequiredError,
+        QuestionError,
+        store.DatabaseError,
+        pydantic.ValidationError,
+    )
+
+
+def main() -> None:
+    """Entry point: known problems print one clear line and exit non-zero, never a traceback."""
+    _quiet_libraries()
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("RAGBOT_DEBUG"):
+            raise
+        if isinstance(exc, _user_errors()):
+            err.print(f"[red]Error:[/] {escape(str(exc))}")
+            sys.exit(1)
+        err.print(
+            f"[red]Unexpected error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+            "Run again with RAGBOT_DEBUG=1 to see the traceback, and please report it."
+        )
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

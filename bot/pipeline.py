@@ -1,0 +1,363 @@
+"""One question's path: preset for the channel -> retrieve -> rerank with the preset's instruction -> keep top_n
+above min_score -> answer -> log the whole ranking in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+import store
+from bot.answer import Answer, AnswerWriter, ExtractiveAnswerer, Passage
+from rerank import DEFAULT_INSTRUCTION, Reranker, RerankerLoadError
+from retrieval import Candidate, Retriever
+
+MAX_QUESTION_CHARS = 4000
+log = logging.getLogger(__name__)
+
+
+class QuestionError(ValueError):
+    """The question itself is unusable (empty, too long)."""
+
+
+class RerankRequiredError(RuntimeError):
+    """Reranking was required (--require-rerank / RERANK_REQUIRED) but could not run."""
+
+
+@dataclass(frozen=True)
+class PresetSnapshot:
+    """The preset values one question ran with (rows may change while it runs)."""
+
+    id: int | None
+    name: str
+    version: int
+    instruction: str
+    candidates_k: int
+    top_n: int
+    min_score: float
+    collection: str
+
+
+@dataclass
+class RankedCandidate:
+    candidate: Candidate
+    rerank_rank: int | None = None
+    rerank_score: float | None = None
+    used: bool = False
+    citation: int | None = None
+
+
+@dataclass
+class Citation:
+    n: int
+    title: str
+    section: str
+    source: str
+    score: float | None
+
+
+@dataclass
+class AskResult:
+    question: str
+    answer: str
+    status: str  # ok | no_answer
+    citations: list[Citation]
+    candidates: list[RankedCandidate]
+    preset: PresetSnapshot
+    rerank: str  # "ok" or "skipped: <reason>"
+    reranker: str | None
+    answer_writer: str
+    note: str | None
+    ranking_id: int | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `ragbot ask --json` contract."""
+        return {
+            "answer": self.answer,
+            "status": self.status,
+            "citations": [
+                {"n": c.n, "title": c.title, "section": c.section, "source": c.source, "score": c.score}
+                for c in self.citations
+            ],
+            "candidates": [
+                {
+                    "title": rc.candidate.title,
+                    "section": rc.candidate.section,
+                    "source": rc.candidate.source,
+                    "retrieval_rank": rc.candidate.retrieval_rank,
+                    "retrieval_score": rc.candidate.retrieval_score,
+                    "rerank_rank": rc.rerank_rank,
+                    "rerank_score": rc.rerank_score,
+                    "used": rc.used,
+                }
+                for rc in self.candidates
+            ],
+            "preset": {
+                "name": self.preset.name,
+                "version": self.preset.version,
+                "instruction": self.preset.instruction,
+                "candidates_k": self.preset.candidates_k,
+                "top_n": self.preset.top_n,
+                "min_score": self.preset.min_score,
+                "collection": self.preset.collection,
+            },
+            "rerank": self.rerank,
+            "reranker": self.reranker,
+            "answer_writer": self.answer_writer,
+            "note": self.note,
+            "ranking_id": self.ranking_id,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+class RerankerSlot:
+    """Loads the reranker on first use, once; remembers why it could not be loaded instead of retrying per question."""
+
+    def __init__(self, loader: Callable[[], Reranker]) -> None:
+        self._loader = loader
+        self._reranker: Reranker | None = None
+        self.error: str | None = None
+
+    def get(self) -> Reranker | None:
+        if self._reranker is None and self.error is None:
+            try:
+                self._reranker = self._loader()
+            except RerankerLoadError as exc:
+                self.error = str(exc)
+                log.warning("Reranking disabled: %s", exc)
+        return self._reranker
+
+
+def validate_question(question: str) -> str:
+    text = question.strip()
+    if not text:
+        raise QuestionError('The question is empty: ask something, e.g. ragbot ask "How do I set up SAML?"')
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"The question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. "
+            "Ask about one thing at a time."
+        )
+    return text
+
+
+class Pipeline:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        retriever: Retriever,
+        reranker: RerankerSlot,
+        answer_writer: AnswerWriter,
+        default_collection: str = "kb",
+        require_rerank: bool = False,
+    ) -> None:
+        self.sessions = sessions
+        self.retriever = retriever
+        self.reranker = reranker
+        self.answer_writer = answer_writer
+        self.default_collection = default_collection
+        self.require_rerank = require_rerank
+        self._extractive = ExtractiveAnswerer()
+
+    def preset_for(self, channel: str | None) -> PresetSnapshot:
+        with self.sessions() as session:
+            row = store.preset_for(session, channel)
+            return PresetSnapshot(
+                id=row.id,
+                name=row.name,
+                version=row.version,
+                instruction=(row.instruction or "").strip() or DEFAULT_INSTRUCTION,
+                candidates_k=row.candidates_k,
+                top_n=row.top_n,
+                min_score=row.min_score,
+                collection=row.collection or self.default_collection,
+            )
+
+    def ask(
+        self, question: str, channel: str | None = None, user: str | None = None, require_rerank: bool | None = None
+    ) -> AskResult:
+        question = validate_question(question)
+        required = self.require_rerank if require_rerank is None else require_rerank
+        started = time.perf_counter()
+        preset = self.preset_for(channel)
+        timings: dict[str, float] = {}
+        try:
+            retrieved = self.retriever.search(question, preset.collection, preset.candidates_k)
+            timings.update(retrieved.timings_ms)
+            ranked, rerank_status, reranker_name, timings["rerank"] = self._rerank(
+                question, retrieved.candidates, preset, required
+            )
+            t0 = time.perf_counter()
+            result = self._answer(question, ranked, preset, rerank_status, reranker_name)
+            timings["answer"] = (time.perf_counter() - t0) * 1000
+        except Exception as exc:
+            timings["total"] = (time.perf_counter() - started) * 1000
+            self._log_failure(question, channel, user, preset, exc, timings)
+            raise
+        timings["total"] = (time.perf_counter() - started) * 1000
+        result.timings_ms = {k: timings.get(k, 0.0) for k in ("embed", "search", "rerank", "answer", "total")}
+        result.ranking_id = self._log(result, channel, user)
+        return result
+
+    # -- stages ------------------------------------------------------------------------------------
+    def _rerank(
+        self, question: str, candidates: list[Candidate], preset: PresetSnapshot, required: bool
+    ) -> tuple[list[RankedCandidate], str, str | None, float]:
+        t0 = time.perf_counter()
+        ranked = [RankedCandidate(c) for c in candidates]
+        reranker = self.reranker.get()
+        if reranker is None:
+            reason = f"reranker unavailable ({self.reranker.error})"
+        elif not candidates:
+            return ranked, "skipped: no candidates", reranker.name, 0.0
+        else:
+            try:
+                scores = reranker.score(question, [c.passage() for c in candidates], preset.instruction)
+            except Exception as exc:  # a broken reranker must not take answers down with it
+                log.exception("Reranking failed")
+                reason = f"reranker failed ({type(exc).__name__}: {exc})"
+            else:
+                for rc, score in zip(ranked, scores, strict=True):
+                    rc.rerank_score = float(score)
+                # Stable sort: ties keep retrieval order.
+                order = sorted(ranked, key=lambda rc: -(rc.rerank_score or 0.0))
+                for rank, rc in enumerate(order, start=1):
+                    rc.rerank_rank = rank
+                return order, "ok", reranker.name, (time.perf_counter() - t0) * 1000
+        if required:
+            raise RerankRequiredError(f"Reranking is required (--require-rerank / RERANK_REQUIRED) but {reason}.")
+        name = reranker.name if reranker else None
+        return ranked, f"skipped: {reason}", name, (time.perf_counter() - t0) * 1000
+
+    def _answer(
+        self,
+        question: str,
+        ranked: list[RankedCandidate],
+        preset: PresetSnapshot,
+        rerank_status: str,
+        reranker_name: str | None,
+    ) -> AskResult:
+        reranked = rerank_status == "ok"
+        # min_score is on the reranker's 0-1 scale; retrieval scores are not comparable to it.
+        eligible = [rc for rc in ranked if not reranked or (rc.rerank_score or 0.0) >= preset.min_score]
+        chosen = eligible[: preset.top_n]
+        note = None
+        if not chosen:
+            best = ranked[: preset.top_n]
+            if not ranked:
+                text = "I found nothing in the knowledge base for this question."
+            else:
+                top = ranked[0].rerank_score or 0.0
+                text = (
+                    f"I could not find a passage that answers this confidently (best rerank score {top:.2f} is "
+                    f"below this preset's minimum of {preset.min_score:.2f}). The closest passages are listed "
+                    "below; check them yourself or rephrase the question."
+                )
+            citations = [self._citation(i, rc) for i, rc in enumerate(best, start=1)]
+            return AskResult(
+                question, text, "no_answer", citations, ranked, preset, rerank_status, reranker_name, "none", note, None
+            )
+
+        passages = [Passage(n, rc.candidate, rc.rerank_score) for n, rc in enumerate(chosen, start=1)]
+        try:
+            answer: Answer = self.answer_writer.write(question, passages)
+        except Exception as exc:  # the LLM is down or slow: still answer, and say why
+            log.warning("Answer writer %s failed: %s", self.answer_writer.name, exc)
+            answer = self._extractive.write(question, passages)
+            answer.note = f"The LLM could not answer ({type(exc).__name__}: {exc}); this is an extractive answer."
+        if not answer.cited:  # an answer without citations is not grounded: cite what it was written from
+            answer.cited = [p.n for p in passages]
+        for n, rc in enumerate(chosen, start=1):
+            rc.used = True
+            rc.citation = n
+        citations = [self._citation(n, chosen[n - 1]) for n in answer.cited]
+        return AskResult(
+            question,
+            answer.text,
+            "ok",
+            citations,
+            ranked,
+            preset,
+            rerank_status,
+            reranker_name,
+            answer.writer,
+            answer.note,
+            None,
+        )
+
+    @staticmethod
+    def _citation(n: int, rc: RankedCandidate) -> Citation:
+        c = rc.candidate
+        return Citation(n=n, title=c.title, section=c.section, source=c.source, score=rc.rerank_score)
+
+    # -- logging -----------------------------------------------------------------------------------
+    def _log(self, result: AskResult, channel: str | None, user: str | None) -> int:
+        with self.sessions.begin() as session:
+            row = store.record_ranking(
+                session,
+                question=result.question,
+                channel=channel,
+                user=user,
+                preset=session.get(store.Preset, result.preset.id) if result.preset.id else None,
+                instruction=result.preset.instruction,
+                collection=result.preset.collection,
+                answer=result.answer,
+                status=result.status,
+                error=result.note,
+                rerank_status=result.rerank,
+                reranker=result.reranker,
+                timings_ms=result.timings_ms,
+                candidates=[
+                    {
+                        "point_id": rc.candidate.point_id,
+                        "doc_id": rc.candidate.doc_id,
+                        "title": rc.candidate.title,
+                        "source": rc.candidate.source,
+                        "section": rc.candidate.section,
+                        "text": rc.candidate.text,
+                        "retrieval_rank": rc.candidate.retrieval_rank,
+                        "retrieval_score": rc.candidate.retrieval_score,
+                        "rerank_rank": rc.rerank_rank,
+                        "rerank_score": rc.rerank_score,
+                        "used": rc.used,
+                        "citation": rc.citation,
+                    }
+                    for rc in result.candidates
+                ],
+            )
+            return row.id
+
+    def _log_failure(
+        self,
+        question: str,
+        channel: str | None,
+        user: str | None,
+        preset: PresetSnapshot,
+        exc: BaseException,
+        timings: dict[str, float],
+    ) -> None:
+        """Failed questions are logged too, so reviewers see them; a failing database must not hide `exc`."""
+        try:
+            with self.sessions.begin() as session:
+                store.record_ranking(
+                    session,
+                    question=question,
+                    channel=channel,
+                    user=user,
+                    preset=session.get(store.Preset, preset.id) if preset.id else None,
+                    instruction=preset.instruction,
+                    collection=preset.collection,
+                    answer=None,
+                    status="error",
+                    error=f"{type(exc).__name__}: {exc}",
+                    rerank_status="skipped: the question failed",
+                    reranker=None,
+                    timings_ms=timings,
+                    candidates=[],
+                )
+        except Exception:
+            log.exception("Could not log the failed question")
