@@ -177,7 +177,7 @@ def db_upgrade() -> None:
 
     url = get_settings().database_url
     store.upgrade_database(url)
-    out.print(f"Database is up to date: {store.db.mask_url(url) if hasattr(store.db, 'mask_url') else url}")
+    out.print(f"Database is up to date: {store.mask_url(url)}")
 
 
 def _quiet_libraries() -> None:

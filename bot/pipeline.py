@@ -43,7 +43,7 @@ class PresetSnapshot:
 
 
 @dataclass
-class RankedCandidate:
+class ScoredCandidate:
     candidate: Candidate
     rerank_rank: int | None = None
     rerank_score: float | None = None
@@ -66,7 +66,7 @@ class AskResult:
     answer: str
     status: str  # ok | no_answer
     citations: list[Citation]
-    candidates: list[RankedCandidate]
+    candidates: list[ScoredCandidate]
     preset: PresetSnapshot
     rerank: str  # "ok" or "skipped: <reason>"
     reranker: str | None
@@ -206,9 +206,9 @@ class Pipeline:
     # -- stages ------------------------------------------------------------------------------------
     def _rerank(
         self, question: str, candidates: list[Candidate], preset: PresetSnapshot, required: bool
-    ) -> tuple[list[RankedCandidate], str, str | None, float]:
+    ) -> tuple[list[ScoredCandidate], str, str | None, float]:
         t0 = time.perf_counter()
-        ranked = [RankedCandidate(c) for c in candidates]
+        ranked = [ScoredCandidate(c) for c in candidates]
         reranker = self.reranker.get()
         if reranker is None:
             reason = f"reranker unavailable ({self.reranker.error})"
@@ -236,7 +236,7 @@ class Pipeline:
     def _answer(
         self,
         question: str,
-        ranked: list[RankedCandidate],
+        ranked: list[ScoredCandidate],
         preset: PresetSnapshot,
         rerank_status: str,
         reranker_name: str | None,
@@ -254,7 +254,7 @@ class Pipeline:
                 top = ranked[0].rerank_score or 0.0
                 text = (
                     f"I could not find a passage that answers this confidently (best rerank score {top:.2f} is "
-                    f"below this preset's minimum of {preset.min_score:.2f}). The closest passages are listed "
+                    f"below this preset's minimum of {preset.min_score:g}). The closest passages are listed "
                     "below; check them yourself or rephrase the question."
                 )
             citations = [self._citation(i, rc) for i, rc in enumerate(best, start=1)]
@@ -290,7 +290,7 @@ class Pipeline:
         )
 
     @staticmethod
-    def _citation(n: int, rc: RankedCandidate) -> Citation:
+    def _citation(n: int, rc: ScoredCandidate) -> Citation:
         c = rc.candidate
         return Citation(n=n, title=c.title, section=c.section, source=c.source, score=rc.rerank_score)
 
