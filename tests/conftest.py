@@ -31,3 +31,12 @@ def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
     backend = open_index(None, str(tmp_path / "qdrant")) if request.param == "edge" else open_index(":memory:", "")
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def llm_server() -> Iterator[str]:
+    """Base URL of a local OpenAI-compatible chat server (see tests/fake_openai.py)."""
+    from tests.fake_openai import serve_fake_openai
+
+    with serve_fake_openai() as url:
+        yield url

@@ -145,3 +145,40 @@ def test_unloadable_reranker_answers_in_retrieval_order_and_says_so(components, 
     with components.sessions() as session:
         last = session.scalars(select(store.RankingLog).order_by(store.RankingLog.id.desc())).first()
         assert last.status == "error" and "RerankRequiredError" in last.error
+
+
+def test_llm_writes_the_answer_from_the_top_passages(components, llm_server: str) -> None:
+    from bot.components import make_answer_writer
+    from tests.fake_openai import FakeOpenAI
+
+    components.settings.llm_base_url = llm_server
+    components.pipeline.answer_writer = make_answer_writer(components.settings)
+    result = components.pipeline.ask("Can we integrate single sign-on for this customer?")
+    assert result.answer == "SSO needs the Business plan [1]; Okta is supported [2]."
+    assert [c.n for c in result.citations] == [1, 2]
+    assert result.answer_writer.startswith("llm:")
+    sent = FakeOpenAI.requests[-1]["body"]["messages"][-1]["content"]
+    used = [rc.candidate for rc in result.candidates if rc.used]
+    assert all(c.text in sent for c in used)
+    unused = [
+        rc.candidate for rc in result.candidates if not rc.used and rc.candidate.text not in {u.text for u in used}
+    ]
+    assert not any(c.text in sent for c in unused)
+
+
+def test_llm_down_falls_back_to_an_extractive_answer_and_says_so(components) -> None:
+    import socket
+
+    from bot.components import make_answer_writer
+
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    components.settings.llm_base_url = f"http://127.0.0.1:{port}/v1"
+    components.settings.llm_timeout = 2
+    components.pipeline.answer_writer = make_answer_writer(components.settings)
+    result = components.pipeline.ask("How do I export all our data?")
+    assert result.status == "ok" and result.answer_writer == "extractive"
+    assert "LLM could not answer" in result.note and re.search(r"\[\d\]", result.answer)
+    with components.sessions() as session:
+        assert "LLM could not answer" in session.get(store.RankingLog, result.ranking_id).error
