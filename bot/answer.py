@@ -75,15 +75,48 @@ class ExtractiveAnswerer:
         query = _terms(question)
         picked: list[tuple[float, int, int, str]] = []  # (overlap, passage n, sentence position, sentence)
         for passage in passages:
-            sentences = [s for s in split_sentences(passage.candidate.text) if len(s) > 1]
-            scored = [(len(query & _terms(s)) / (1 + len(_terms(s)) ** 0.5), i, s) for i, s in enumerate(sentences)]
+            scored = [(_overlap(query, s), i, s) for i, s in enumerate(answer_sentences(passage.candidate.text))]
             best = sorted(scored, key=lambda t: (-t[0], t[1]))[: self.max_per_passage]
-            # Always let a passage speak with its best sentence: it was ranked into the answer for a reason.
-            picked.extend((score, passage.n, i, s) for score, i, s in best if score > 0 or i == best[0][1])
+            picked.extend((score, passage.n, i, s) for score, i, s in best if score > 0)
+        if not picked:  # nothing shares a word with the question (another language?): lead with the top passage
+            first = next((s for p in passages for s in answer_sentences(p.candidate.text)), "")
+            picked = [(0.0, passages[0].n, 0, first)] if first else []
+        best_score = max(t[0] for t in picked)
+        # Weak matches next to a strong one are noise: keep what is at least a third as relevant as the best.
+        picked = [t for t in picked if t[0] >= best_score / 3]
         top = sorted(picked, key=lambda t: (-t[0], t[1], t[2]))[: self.max_sentences]
         top.sort(key=lambda t: (t[1], t[2]))
         text = " ".join(f"{sentence.rstrip()} [{n}]" for _, n, _, sentence in top)
         return Answer(text=text, cited=sorted({n for _, n, _, _ in top}), writer=self.name)
+
+
+_MARKUP_LINE = re.compile(r"^\s*(\||```|~~~|#|<|\{)")  # tables, code, headings, HTML, JSON
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,2}[.)])\s+")
+
+
+def answer_sentences(text: str) -> list[str]:
+    """Sentences fit to quote: no table rows, code fences or headings; list markers stripped."""
+    sentences = []
+    in_code = False
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+            continue
+        if in_code or _MARKUP_LINE.match(line):
+            continue
+        for sentence in split_sentences(_LIST_MARKER.sub("", line)):
+            if len(sentence) > 3:
+                sentences.append(sentence)
+    return sentences
+
+
+def _overlap(query: set[str], sentence: str) -> float:
+    """Shared terms, normalised for length; a sentence in another script than the question counts half."""
+    terms = _terms(sentence)
+    score = len(query & terms) / (1 + len(terms) ** 0.5)
+    query_cjk = any(_CJK.match(t) for t in query)
+    sentence_cjk = len(_CJK.findall(sentence)) > len(sentence) / 3
+    return score if query_cjk == sentence_cjk else score / 2
 
 
 SYSTEM_PROMPT = (

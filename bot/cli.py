@@ -30,8 +30,9 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: long URLs stay whole when the output is piped or captured.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _components():  # imported late: `ragbot --help` should not pay for torch

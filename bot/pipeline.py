@@ -133,6 +133,12 @@ class RerankerSlot:
         return self._reranker
 
 
+def first_sentence(text: str) -> str:
+    """The gist of an error for a one-line status; the whole message is logged once where it happens."""
+    head, sep, _ = text.partition(". ")
+    return head + ("." if sep else "")
+
+
 def validate_question(question: str) -> str:
     text = question.strip()
     if not text:
@@ -211,7 +217,7 @@ class Pipeline:
         ranked = [ScoredCandidate(c) for c in candidates]
         reranker = self.reranker.get()
         if reranker is None:
-            reason = f"reranker unavailable ({self.reranker.error})"
+            reason = f"reranker unavailable ({first_sentence(self.reranker.error or '')})"
         elif not candidates:
             return ranked, "skipped: no candidates", reranker.name, 0.0
         else:

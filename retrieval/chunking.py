@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 from retrieval.documents import Block, Chunk, LoadedDocument
 
 # Bumped whenever chunking changes its output, so re-ingestion re-chunks unchanged files.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_CHAR = re.compile(f"[{_CJK}]")
@@ -48,42 +49,56 @@ def _hard_split(sentence: str, max_tokens: int) -> list[str]:
     return pieces
 
 
-def _join(parts: list[str]) -> str:
+@dataclass(frozen=True)
+class _Unit:
+    """A piece the packer places whole: a paragraph, or one sentence (or line of code) of a long paragraph."""
+
+    text: str
+    new_block: bool = True  # starts a paragraph: joined with a line break
+    code: bool = False
+
+
+def _join(units: list[_Unit]) -> str:
     text = ""
-    for part in parts:
+    for unit in units:
         if not text:
-            text = part
-        elif (_CJK_CHAR.match(part[0]) and _CJK_CHAR.match(text[-1])) or text[-1] in "。！？；":
-            text += part
+            text = unit.text
+        elif unit.new_block or unit.code:
+            text += "\n" + unit.text
+        elif (_CJK_CHAR.match(unit.text[0]) and _CJK_CHAR.match(text[-1])) or text[-1] in "。！？；":
+            text += unit.text
         else:
-            text += "\n" if part.startswith("- ") else " "
-            text += part
+            text += " " + unit.text
     return text
 
 
-def _section_units(blocks: list[Block], max_tokens: int) -> list[str]:
-    """Paragraphs of one section, split into sentences (or smaller) only where they exceed the budget."""
-    units: list[str] = []
+def _section_units(blocks: list[Block], max_tokens: int) -> list[_Unit]:
+    """Paragraphs of one section, split into sentences (or smaller) only where they exceed the budget.
+    Code blocks split at line ends, never at punctuation."""
+    units: list[_Unit] = []
     for block in blocks:
         if estimate_tokens(block.text) <= max_tokens:
-            units.append(block.text)
+            units.append(_Unit(block.text))
             continue
-        for sentence in split_sentences(block.text):
-            if estimate_tokens(sentence) <= max_tokens:
-                units.append(sentence)
-            else:
-                units.extend(_hard_split(sentence, max_tokens))
+        code = block.text.lstrip().startswith(("```", "~~~"))
+        pieces = block.text.splitlines() if code else split_sentences(block.text)
+        first = True
+        for piece in pieces:
+            for part in [piece] if estimate_tokens(piece) <= max_tokens else _hard_split(piece, max_tokens):
+                if part.strip():
+                    units.append(_Unit(part, new_block=first, code=code))
+                    first = False
     return units
 
 
-def _pack(units: list[str], max_tokens: int, overlap_tokens: int) -> list[str]:
+def _pack(units: list[_Unit], max_tokens: int, overlap_tokens: int) -> list[str]:
     chunks: list[str] = []
-    current: list[str] = []
+    current: list[_Unit] = []
     fresh = 0  # units in `current` that are not overlap carried from the previous chunk
     for unit in units:
         if current and estimate_tokens(_join([*current, unit])) > max_tokens:
             chunks.append(_join(current))
-            current = _overlap_tail(current, overlap_tokens, max_tokens - estimate_tokens(unit))
+            current = _overlap_tail(current, overlap_tokens, max_tokens - estimate_tokens(unit.text))
             fresh = 0
         current.append(unit)
         fresh += 1
@@ -92,16 +107,18 @@ def _pack(units: list[str], max_tokens: int, overlap_tokens: int) -> list[str]:
     return chunks
 
 
-def _overlap_tail(units: list[str], overlap_tokens: int, room: int) -> list[str]:
-    """The last sentences of the previous chunk, up to the overlap (and what fits beside the next unit)."""
-    if overlap_tokens <= 0:
+def _overlap_tail(units: list[_Unit], overlap_tokens: int, room: int) -> list[_Unit]:
+    """The last sentences of the previous chunk, up to the overlap (and what fits beside the next unit).
+    Code is not carried over: half a code block helps nobody."""
+    last = units[-1]
+    if overlap_tokens <= 0 or last.code:
         return []
-    sentences = split_sentences(units[-1])
-    tail: list[str] = []
-    for sentence in reversed(sentences):
-        if estimate_tokens(_join([sentence, *tail])) > min(overlap_tokens, room):
+    tail: list[_Unit] = []
+    for sentence in reversed(split_sentences(last.text)):
+        candidate = [_Unit(sentence, new_block=False), *tail]
+        if estimate_tokens(_join(candidate)) > min(overlap_tokens, room):
             break
-        tail.insert(0, sentence)
+        tail = candidate
     return tail
 
 

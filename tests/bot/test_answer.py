@@ -59,3 +59,15 @@ def test_llm_timeout_raises_so_the_pipeline_can_fall_back(llm_server: str) -> No
     writer = LLMAnswerer(llm_server, "m", timeout=0.5)
     with pytest.raises(Exception, match=r"(?i)timed? ?out"):
         writer.write("q", PASSAGES[:1])
+
+
+def test_extractive_answer_skips_code_tables_and_prefers_the_question_language() -> None:
+    text = (
+        "When you exceed the limit the API answers with HTTP 429.\n```\n"
+        '{"error": "rate limit exceeded for this token"}\n```\n| Limit | 600 per minute rate limit |\n'
+        "更多说明请参阅 API rate limit 文档。"
+    )
+    answer = ExtractiveAnswerer(max_sentences=1).write(
+        "What happens when we exceed the rate limit?", [passage(1, text)]
+    )
+    assert answer.text == "When you exceed the limit the API answers with HTTP 429. [1]"

@@ -41,7 +41,7 @@ def test_chunks_respect_headings_and_keep_metadata() -> None:
 
 def test_paragraphs_of_one_section_are_packed_together() -> None:
     chunks = chunk_document(doc(Block(("A",), "Para one."), Block(("A",), "Para two.")), 100, 10)
-    assert [c.text for c in chunks] == ["Para one. Para two."]
+    assert [c.text for c in chunks] == ["Para one.\nPara two."]
 
 
 def test_long_chinese_text_is_split_at_sentence_ends_within_budget_with_overlap() -> None:
@@ -66,3 +66,11 @@ def test_a_sentence_longer_than_the_budget_is_hard_split() -> None:
     assert len(chunks) >= 5
     assert all(estimate_tokens(c.text) <= 100 for c in chunks)
     assert " ".join(c.text for c in chunks) == words
+
+
+def test_a_long_code_block_splits_at_lines_and_keeps_them() -> None:
+    code = "```\n" + "\n".join(f'{{"line": {i}, "text": "value number {i}."}}' for i in range(60)) + "\n```"
+    chunks = chunk_document(doc(Block(("Example",), code)), max_tokens=80, overlap_tokens=20)
+    assert len(chunks) > 2
+    lines = [line for c in chunks for line in c.text.splitlines()]
+    assert lines == code.splitlines()  # every line whole, in order, no overlap carried inside code

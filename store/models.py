@@ -1,0 +1,217 @@
+"""SQLAlchemy models: reranking presets, channel bindings, and the log of every ranking.
+
+The schema is owned by the Alembic revisions in ``migrations/versions``; a test checks that these models and
+the migrated database agree (no autogenerate drift) on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Explicit constraint names: identical on SQLite and PostgreSQL, so migrations can drop/alter them by name
+# (SQLite batch mode needs names to find constraints when it recreates a table).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+DEFAULT_PRESET_NAME = "default"
+DEFAULT_TEAM = "default"
+DEFAULT_INSTRUCTION = (
+    "Given a question from a sales or support colleague, "
+    "retrieve passages from the product documentation that answer it"
+)
+
+RANKING_STATUSES = ("ok", "no_answer", "error")
+
+
+def utcnow() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always hands back aware UTC datetimes.
+
+    PostgreSQL stores ``timestamptz`` natively; SQLite has no time zones and would return naive values, so
+    values are normalised to UTC on the way in (naive input is taken to be UTC) and tagged UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), float: Float()}
+
+
+class Preset(Base):
+    """A named reranking setup: the instruction given to the reranker and how many passages to keep."""
+
+    __tablename__ = "presets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team: Mapped[str] = mapped_column(String, default=DEFAULT_TEAM, server_default=DEFAULT_TEAM)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    instruction: Mapped[str] = mapped_column(Text)
+    candidates_k: Mapped[int] = mapped_column(Integer, default=20, server_default=text("20"))
+    top_n: Mapped[int] = mapped_column(Integer, default=3, server_default=text("3"))
+    min_score: Mapped[float] = mapped_column(default=0.0, server_default=text("0.0"))
+    # None = use the default collection (settings.ragbot_collection).
+    collection: Mapped[str | None] = mapped_column(String)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
+
+    bindings: Mapped[list[ChannelBinding]] = relationship(
+        back_populates="preset", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"Preset(id={self.id!r}, name={self.name!r}, version={self.version!r})"
+
+
+class ChannelBinding(Base):
+    """Which preset a Slack channel uses (channels without a binding use the default preset)."""
+
+    __tablename__ = "channel_bindings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String, unique=True)
+    preset_id: Mapped[int] = mapped_column(ForeignKey("presets.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    preset: Mapped[Preset] = relationship(back_populates="bindings")
+
+    def __repr__(self) -> str:
+        return f"ChannelBinding(channel_id={self.channel_id!r}, preset_id={self.preset_id!r})"
+
+
+class RankingLog(Base):
+    """One answered (or failed) question: what was asked, with which instruction, and what came back.
+
+    ``preset_name``/``preset_version``/``instruction`` are copies taken at answer time, so the log stays
+    truthful after the preset is edited or deleted (``preset_id`` then becomes NULL).
+    """
+
+    __tablename__ = "ranking_logs"
+    __table_args__ = (CheckConstraint("status IN ('ok', 'no_answer', 'error')", name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String, index=True)
+    user: Mapped[str | None] = mapped_column(String)
+    preset_id: Mapped[int | None] = mapped_column(ForeignKey("presets.id", ondelete="SET NULL"))
+    preset_name: Mapped[str] = mapped_column(String)
+    preset_version: Mapped[int] = mapped_column(Integer)
+    instruction: Mapped[str] = mapped_column(Text)
+    collection: Mapped[str] = mapped_column(String)
+    answer: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String)
+    error: Mapped[str | None] = mapped_column(Text)
+    # "ok" or "skipped: <reason>"
+    rerank_status: Mapped[str] = mapped_column(String)
+    reranker: Mapped[str | None] = mapped_column(String)
+    timings_ms: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    preset: Mapped[Preset | None] = relationship()
+    candidates: Mapped[list[RankedCandidate]] = relationship(
+        back_populates="ranking",
+        order_by="RankedCandidate.retrieval_rank",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    feedback: Mapped[list[Feedback]] = relationship(
+        back_populates="ranking",
+        order_by="Feedback.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        return f"RankingLog(id={self.id!r}, status={self.status!r}, preset_name={self.preset_name!r})"
+
+
+class RankedCandidate(Base):
+    """One retrieved passage of a ranking, with its retrieval and rerank positions."""
+
+    __tablename__ = "ranked_candidates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ranking_id: Mapped[int] = mapped_column(ForeignKey("ranking_logs.id", ondelete="CASCADE"), index=True)
+    point_id: Mapped[str] = mapped_column(String)
+    doc_id: Mapped[str] = mapped_column(String)
+    title: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String)
+    section: Mapped[str] = mapped_column(String)
+    text: Mapped[str] = mapped_column(Text)
+    retrieval_rank: Mapped[int] = mapped_column(Integer)  # 1-based
+    retrieval_score: Mapped[float] = mapped_column()
+    rerank_rank: Mapped[int | None] = mapped_column(Integer)  # 1-based; None when reranking was skipped
+    rerank_score: Mapped[float | None] = mapped_column()
+    used: Mapped[bool] = mapped_column(default=False)
+    citation: Mapped[int | None] = mapped_column(Integer)  # the [n] in the answer, when used
+
+    ranking: Mapped[RankingLog] = relationship(back_populates="candidates")
+
+    def __repr__(self) -> str:
+        return (
+            f"RankedCandidate(id={self.id!r}, retrieval_rank={self.retrieval_rank!r}, "
+            f"rerank_rank={self.rerank_rank!r}, used={self.used!r})"
+        )
+
+
+class Feedback(Base):
+    """A thumbs up (+1) or down (-1) on an answer."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (CheckConstraint("value IN (-1, 1)", name="value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ranking_id: Mapped[int] = mapped_column(ForeignKey("ranking_logs.id", ondelete="CASCADE"), index=True)
+    user: Mapped[str | None] = mapped_column(String)
+    value: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    ranking: Mapped[RankingLog] = relationship(back_populates="feedback")
+
+    def __repr__(self) -> str:
+        return f"Feedback(id={self.id!r}, ranking_id={self.ranking_id!r}, value={self.value!r})"
