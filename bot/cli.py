@@ -215,6 +215,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def _describe(exc: BaseException) -> str:
+    import pydantic
+
+    if isinstance(exc, pydantic.ValidationError):  # from Settings(): name the environment variables
+        problems = [
+            f"{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        ]
+        return "Invalid configuration: " + "; ".join(problems)
+    return str(exc)
+
+
 def main() -> None:
     """Entry point: known problems print one clear line and exit non-zero, never a traceback."""
     _quiet_libraries()
@@ -227,7 +238,7 @@ def main() -> None:
         if os.environ.get("RAGBOT_DEBUG"):
             raise
         if isinstance(exc, _user_errors()):
-            err.print(f"[red]Error:[/] {escape(str(exc))}")
+            err.print(f"[red]Error:[/] {escape(_describe(exc))}")
             sys.exit(1)
         err.print(
             f"[red]Unexpected error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
