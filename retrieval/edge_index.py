@@ -102,19 +102,13 @@ class EdgeIndex(Index):
             conditions.append(qe.FieldCondition("chunk_index", range=qe.RangeFloat(gte=from_chunk)))
         self._shard(collection).update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=conditions)))
 
-    def file_hashes(self, collection: str) -> dict[str, str]:
-        shard = self._shard(collection)
-        hashes: dict[str, str] = {}
-        offset = None
-        while True:
-            records, offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, with_payload=["path", "file_hash"])
-            )
-            for record in records:
-                payload = record.payload or {}
-                hashes[payload["path"]] = payload.get("file_hash", "")
-            if offset is None:
-                return hashes
+    def scroll_payloads(
+        self, collection: str, fields: Sequence[str], offset: Any = None
+    ) -> tuple[list[Mapping[str, Any]], Any]:
+        records, next_offset = self._shard(collection).scroll(
+            qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, with_payload=list(fields))
+        )
+        return [record.payload or {} for record in records], next_offset
 
     def search(
         self, collection: str, vector: Sequence[float], limit: int, filters: Mapping[str, Any] | None = None

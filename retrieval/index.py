@@ -64,8 +64,21 @@ class Index(ABC):
         """Delete the points of one source file whose chunk index is `from_chunk` or more."""
 
     @abstractmethod
+    def scroll_payloads(
+        self, collection: str, fields: Sequence[str], offset: Any = None
+    ) -> tuple[list[Mapping[str, Any]], Any]:
+        """One page of point payloads (only `fields`) and the offset of the next page (None at the end)."""
+
     def file_hashes(self, collection: str) -> dict[str, str]:
         """Every ingested file path with the hash it was ingested at."""
+        hashes: dict[str, str] = {}
+        offset = None
+        while True:
+            payloads, offset = self.scroll_payloads(collection, ["path", "file_hash"], offset)
+            for payload in payloads:
+                hashes[payload["path"]] = payload.get("file_hash", "")
+            if offset is None:
+                return hashes
 
     @abstractmethod
     def search(

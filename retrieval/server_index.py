@@ -88,20 +88,13 @@ class QdrantServerIndex(Index):
         selector = models.FilterSelector(filter=models.Filter(must=conditions))
         self._call(lambda: self.client.delete(collection, selector, wait=True))
 
-    def file_hashes(self, collection: str) -> dict[str, str]:
-        hashes: dict[str, str] = {}
-        offset = None
-        while True:
-            records, offset = self._call(
-                lambda o=offset: self.client.scroll(
-                    collection, limit=_SCROLL_PAGE, offset=o, with_payload=["path", "file_hash"]
-                )
-            )
-            for record in records:
-                payload = record.payload or {}
-                hashes[payload["path"]] = payload.get("file_hash", "")
-            if offset is None:
-                return hashes
+    def scroll_payloads(
+        self, collection: str, fields: Sequence[str], offset: Any = None
+    ) -> tuple[list[Mapping[str, Any]], Any]:
+        records, next_offset = self._call(
+            lambda: self.client.scroll(collection, limit=_SCROLL_PAGE, offset=offset, with_payload=list(fields))
+        )
+        return [record.payload or {} for record in records], next_offset
 
     def search(
         self, collection: str, vector: Sequence[float], limit: int, filters: Mapping[str, Any] | None = None
