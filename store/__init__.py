@@ -11,8 +11,18 @@ from store.models import (
     Preset,
     RankedCandidate,
     RankingLog,
+    SlackEvent,
 )
-from store.queries import add_feedback, bind_channel, default_preset, preset_for, record_ranking
+from store.queries import (
+    add_feedback,
+    bind_channel,
+    claim_slack_event,
+    default_preset,
+    preset_for,
+    record_ranking,
+    set_feedback_comment,
+    user_feedback,
+)
 
 __all__ = [
     "Base",
@@ -22,13 +32,17 @@ __all__ = [
     "Preset",
     "RankedCandidate",
     "RankingLog",
+    "SlackEvent",
     "add_feedback",
     "bind_channel",
+    "claim_slack_event",
     "default_preset",
     "make_engine",
     "mask_url",
     "preset_for",
     "record_ranking",
     "session_factory",
+    "set_feedback_comment",
     "upgrade_database",
+    "user_feedback",
 ]

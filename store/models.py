@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -215,3 +216,18 @@ class Feedback(Base):
 
     def __repr__(self) -> str:
         return f"Feedback(id={self.id!r}, ranking_id={self.ranking_id!r}, value={self.value!r})"
+
+
+class SlackEvent(Base):
+    """A Slack message the bot has taken on. The unique constraints are the deduplication: Slack's retries
+    repeat the event_id, and one mention delivered as both `app_mention` and `message` repeats (channel, ts).
+    Living in the database, they hold across bot processes."""
+
+    __tablename__ = "slack_events"
+    __table_args__ = (UniqueConstraint("channel", "ts", name="uq_slack_events_channel_ts"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(String, unique=True)
+    channel: Mapped[str] = mapped_column(String)
+    ts: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

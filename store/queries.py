@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -18,6 +19,7 @@ from store.models import (
     Preset,
     RankedCandidate,
     RankingLog,
+    SlackEvent,
 )
 
 # Stored in RankingLog.preset_name / preset_version when a ranking ran without a preset.
@@ -137,3 +139,32 @@ def add_feedback(
     session.add(feedback)
     session.flush()
     return feedback
+
+
+def set_feedback_comment(session: Session, feedback_id: int, comment: str) -> Feedback:
+    """Attach the optional comment a user gave after voting."""
+    feedback = session.get(Feedback, feedback_id)
+    if feedback is None:
+        raise ValueError(f"No feedback with id {feedback_id}")
+    feedback.comment = comment
+    session.flush()
+    return feedback
+
+
+def user_feedback(session: Session, ranking_id: int, user: str | None) -> Feedback | None:
+    """The vote this user already gave on this ranking, if any."""
+    return session.scalars(
+        select(Feedback).where(Feedback.ranking_id == ranking_id, Feedback.user == user).limit(1)
+    ).first()
+
+
+def claim_slack_event(session: Session, channel: str, ts: str, event_id: str | None = None) -> bool:
+    """True for the first claim of a Slack message, False for a duplicate (a retry, the same mention seen as
+    another event type, or another bot process that got there first). Commits or rolls back its own
+    savepoint, so the caller's transaction stays usable."""
+    try:
+        with session.begin_nested():
+            session.add(SlackEvent(event_id=event_id, channel=channel, ts=ts))
+    except IntegrityError:
+        return False
+    return True

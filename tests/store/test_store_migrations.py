@@ -35,7 +35,8 @@ from store.db import MIGRATIONS_DIR, alembic_config, mask_url
 from store.models import DEFAULT_INSTRUCTION, NAMING_CONVENTION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"presets", "channel_bindings", "ranking_logs", "ranked_candidates", "feedback"}
+TABLES = {"presets", "channel_bindings", "ranking_logs", "ranked_candidates", "feedback", "slack_events"}
+HEAD = "0002"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -52,7 +53,7 @@ def test_upgrade_creates_tables_and_default_preset(engine: Engine) -> None:
     upgrade_database(engine)
 
     assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
-    assert current_revision(engine) == head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == HEAD
     with session_factory(engine)() as session:
         presets = session.scalars(select(Preset)).all()
     assert len(presets) == 1
@@ -139,7 +140,7 @@ def test_alembic_command_line(db_url: str, tmp_path: Path) -> None:
         timeout=120,
     )
     assert current.returncode == 0, current.stderr
-    assert "0001 (head)" in current.stdout
+    assert f"{HEAD} (head)" in current.stdout
 
     engine = make_engine(db_url)
     try:
@@ -227,8 +228,8 @@ BATCH_REVISION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0099"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -277,19 +278,19 @@ def test_failed_migration_leaves_the_database_unchanged(
     copy = tmp_path / "migrations_copy"
     shutil.copytree(MIGRATIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(store.db, "MIGRATIONS_DIR", copy)
-    failing = copy / "versions" / "0002_failing.py"
+    failing = copy / "versions" / "0099_failing.py"
     failing.write_text(BATCH_REVISION.replace("    FAIL\n", '    op.execute("SELECT * FROM no_such_table")\n'))
 
     with pytest.raises(DatabaseError, match=r"Upgrading the database at .* failed: .*no_such_table"):
         upgrade_database(migrated)
-    assert current_revision(migrated) == "0001"
+    assert current_revision(migrated) == HEAD
     assert set(inspect(migrated).get_table_names()) == TABLES | {"alembic_version"}
     assert "extra" not in {c["name"] for c in inspect(migrated).get_columns("presets")}
 
     failing.unlink()
-    (copy / "versions" / "0002_working.py").write_text(BATCH_REVISION.replace("    FAIL\n", ""))
+    (copy / "versions" / "0099_working.py").write_text(BATCH_REVISION.replace("    FAIL\n", ""))
     upgrade_database(migrated)
-    assert current_revision(migrated) == "0002"
+    assert current_revision(migrated) == "0099"
     assert "extra" in {c["name"] for c in inspect(migrated).get_columns("presets")}
     with Session(migrated) as session:
         kept = session.get(RankingLog, log_id)
@@ -299,8 +300,8 @@ def test_failed_migration_leaves_the_database_unchanged(
         with migrated.connect() as conn:  # switched off for the rebuild, and back on afterwards
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
-    command.downgrade(alembic_config(migrated.url), "0001")
-    assert current_revision(migrated) == "0001"
+    command.downgrade(alembic_config(migrated.url), HEAD)
+    assert current_revision(migrated) == HEAD
 
 
 def test_concurrent_upgrades_of_a_fresh_database(db_url: str) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import store
 from store import (
     ChannelBinding,
     Feedback,
@@ -323,3 +324,33 @@ def test_timestamps_are_stored_as_utc(session: Session) -> None:
     assert stored is not None
     assert stored.created_at == datetime(2024, 6, 1, 10, 0, tzinfo=timezone.utc)
     assert stored.created_at.utcoffset() == timedelta(0)
+
+
+def test_claim_slack_event_dedupes_on_event_id_and_on_channel_ts(migrated: Engine) -> None:
+    from store import claim_slack_event
+
+    sessions = session_factory(migrated)
+    with sessions.begin() as session:
+        assert claim_slack_event(session, "C1", "100.1", "Ev1") is True
+        assert claim_slack_event(session, "C1", "100.1", "Ev1") is False  # Slack's retry
+        assert claim_slack_event(session, "C1", "100.1", "Ev2") is False  # same message as another event type
+        assert claim_slack_event(session, "C1", "100.2", "Ev1") is False  # same event id
+        assert claim_slack_event(session, "C2", "100.1", None) is True  # other channel, no event id
+        assert claim_slack_event(session, "C2", "100.3", None) is True  # NULL event ids never collide
+    # a second process (another session on the same database) sees the claim
+    with sessions.begin() as other:
+        assert claim_slack_event(other, "C1", "100.1", "Ev3") is False
+        assert count(other, store.SlackEvent) == 3
+
+
+def test_feedback_comment_and_lookup_by_user(session: Session) -> None:
+    from store import set_feedback_comment, user_feedback
+
+    log = record(session)
+    assert user_feedback(session, log.id, "U1") is None
+    vote = add_feedback(session, log.id, -1, user="U1")
+    assert user_feedback(session, log.id, "U1").id == vote.id and user_feedback(session, log.id, "U2") is None
+    set_feedback_comment(session, vote.id, "Cited the old pricing page")
+    assert session.get(store.Feedback, vote.id).comment == "Cited the old pricing page"
+    with pytest.raises(ValueError, match="No feedback"):
+        set_feedback_comment(session, 999999, "x")
