@@ -143,8 +143,12 @@ def _print_result(result) -> None:
 
 
 @app.command()
-def demo() -> None:
-    """Ingest the bundled sample knowledge base (when needed) and answer three sample questions."""
+def demo(
+    serve: Annotated[bool, typer.Option(help="Start the server afterwards when Slack is configured")] = True,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Ingest the sample knowledge base (when needed), answer three sample questions, then serve Slack."""
     from retrieval import ingest_path
 
     if not SAMPLE_KB.is_dir():
@@ -168,6 +172,43 @@ def demo() -> None:
             out.rule(f"[bold]{escape(question)}")
             _print_result(parts.pipeline.ask(question))
             out.print()
+        settings = parts.settings
+        if serve and settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
+            _serve(parts, host, port)
+        elif serve:
+            out.print(
+                "To answer in Slack, set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN "
+                "(Socket Mode) and run `ragbot demo` or `ragbot serve` again (README: 'Slack')."
+            )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Run the Slack bot: HTTP (POST /slack/events, GET /healthz) and, with SLACK_APP_TOKEN, Socket Mode."""
+    with _components() as parts:
+        _serve(parts, host, port)
+
+
+def _serve(parts, host: str, port: int) -> None:
+    import uvicorn
+
+    from bot.server import build_service
+
+    service = build_service(parts)
+    _ = parts.embedder, parts.pipeline.reranker.get()  # load models before taking traffic
+    try:
+        service.start_socket_mode()
+        modes = [
+            "HTTP" if parts.settings.slack_signing_secret else None,
+            "Socket Mode" if service.socket_mode else None,
+        ]
+        err.print(f"ragbot is listening on http://{host}:{port} ({' + '.join(m for m in modes if m)})")
+        uvicorn.run(service.http, host=host, port=port, log_level="warning")
+    finally:
+        service.close()
 
 
 @db_app.command("upgrade")
@@ -202,6 +243,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     import store
     from bot.pipeline import QuestionError, RerankRequiredError
+    from bot.slack.app import SlackConfigError
     from rerank import RerankerLoadError
     from retrieval.errors import RetrievalError
 
@@ -211,6 +253,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         RerankRequiredError,
         QuestionError,
         store.DatabaseError,
+        SlackConfigError,
         pydantic.ValidationError,
     )
 

@@ -184,9 +184,19 @@ class Pipeline:
             )
 
     def ask(
-        self, question: str, channel: str | None = None, user: str | None = None, require_rerank: bool | None = None
+        self,
+        question: str,
+        channel: str | None = None,
+        user: str | None = None,
+        require_rerank: bool | None = None,
+        context: str | None = None,
     ) -> AskResult:
+        """Answer one question. `context` (e.g. a thread's first question) is put before the question for
+        retrieval and reranking. On failure the exception is raised with `ranking_id` set to the logged error
+        row (None when the log itself failed), for the user's reference."""
         question = validate_question(question)
+        if context and context.strip():
+            question = validate_question(f"{context.strip()}\n{question}")
         required = self.require_rerank if require_rerank is None else require_rerank
         started = time.perf_counter()
         preset = self.preset_for(channel)
@@ -202,7 +212,7 @@ class Pipeline:
             timings["answer"] = (time.perf_counter() - t0) * 1000
         except Exception as exc:
             timings["total"] = (time.perf_counter() - started) * 1000
-            self._log_failure(question, channel, user, preset, exc, timings)
+            exc.ranking_id = self._log_failure(question, channel, user, preset, exc, timings)  # type: ignore[attr-defined]
             raise
         timings["total"] = (time.perf_counter() - started) * 1000
         result.timings_ms = {k: timings.get(k, 0.0) for k in ("embed", "search", "rerank", "answer", "total")}
@@ -345,11 +355,11 @@ class Pipeline:
         preset: PresetSnapshot,
         exc: BaseException,
         timings: dict[str, float],
-    ) -> None:
+    ) -> int | None:
         """Failed questions are logged too, so reviewers see them; a failing database must not hide `exc`."""
         try:
             with self.sessions.begin() as session:
-                store.record_ranking(
+                row = store.record_ranking(
                     session,
                     question=question,
                     channel=channel,
@@ -365,5 +375,7 @@ class Pipeline:
                     timings_ms=timings,
                     candidates=[],
                 )
+                return row.id
         except Exception:
             log.exception("Could not log the failed question")
+            return None

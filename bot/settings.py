@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     # --- storage ---------------------------------------------------------------------------------
     database_url: str = "sqlite:///./data/ragbot.db"
 
+    # --- Slack -----------------------------------------------------------------------------------
+    slack_bot_token: str | None = Field(None, description="Bot token (xoxb-...).")
+    slack_signing_secret: str | None = Field(None, description="Verifies HTTP requests from Slack.")
+    slack_app_token: str | None = Field(None, description="App-level token (xapp-...): enables Socket Mode.")
+    slack_api_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, proxies).")
+    slack_slash_command: str = Field("/ask", pattern=r"^/[a-z0-9_\-]{1,31}$")
+    slack_workers: int = Field(4, ge=1, le=64, description="Questions answered at the same time.")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -1,0 +1,69 @@
+"""Wires the Bolt app: Web API client (base URL, 429 retries), middleware, listeners."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.slack.listeners import Asker, SlackListeners
+from bot.slack.worker import AnswerPool
+
+log = logging.getLogger(__name__)
+
+
+class SlackConfigError(ValueError):
+    """Slack settings are missing or inconsistent."""
+
+
+def web_client(token: str, base_url: str) -> WebClient:
+    """A Web API client that waits out 429s (`Retry-After`) and retries dropped connections."""
+    if not base_url.endswith("/"):
+        base_url += "/"
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
+    )
+
+
+def ignore_bot_messages(body: dict[str, Any], next: Any) -> BoltResponse | None:
+    """Other bots' messages (and our own, which Bolt also drops) get a 200 and nothing else."""
+    event = body.get("event") or {}
+    if event.get("bot_id") or event.get("subtype") == "bot_message" or event.get("bot_profile"):
+        return BoltResponse(status=200, body="")
+    return next()
+
+
+def build_slack_app(
+    *,
+    bot_token: str | None,
+    signing_secret: str | None,
+    api_url: str,
+    slash_command: str,
+    ask: Asker,
+    sessions: sessionmaker[Session],
+    pool: AnswerPool,
+) -> App:
+    if not bot_token:
+        raise SlackConfigError(
+            "SLACK_BOT_TOKEN is not set: create the Slack app from slack-app-manifest.yml, install it, and copy "
+            "the Bot User OAuth Token (xoxb-...) into SLACK_BOT_TOKEN."
+        )
+    app = App(
+        client=web_client(bot_token, api_url),
+        # Socket Mode needs no signing secret; HTTP mode refuses to start without one (bot.server).
+        signing_secret=signing_secret or "socket-mode-only",
+        request_verification_enabled=bool(signing_secret),
+        # Listeners only ack, claim and enqueue; a wide executor keeps acks fast under bursts.
+        listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="ragbot-listener"),
+        ignoring_self_events_enabled=True,
+    )
+    app.middleware(ignore_bot_messages)
+    SlackListeners(ask, sessions, pool).register(app, slash_command)
+    return app
