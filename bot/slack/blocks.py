@@ -93,8 +93,9 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     rest = text.strip()
     while len(rest) > limit:
         window = rest[:limit]
-        cut = max(window.rfind(sep) for sep in ("\n\n", "\n", ". ", "。", " "))
-        cut = cut + 1 if cut > limit // 2 else limit
+        # The strongest boundary in the second half of the window: paragraph, line, sentence, word.
+        ends = (window.rfind(sep) + len(sep.rstrip(" ") or sep) for sep in ("\n\n", "\n", ". ", "。", " "))
+        cut = next((end for end in ends if end > limit // 2), limit)
         pieces.append(rest[:cut].strip())
         rest = rest[cut:].strip()
     if rest:

@@ -1,0 +1,107 @@
+"""A local HTTP server that plays Slack's Web API (and `response_url`s), recording every call, the way
+bolt-python's own test suite does. Point `WebClient(base_url=...)` / SLACK_API_URL at `FakeSlack.api_url`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    at: float
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.thread_messages: dict[tuple[str, str], list[dict[str, Any]]] = {}  # for conversations.replies
+        self.rate_limit_next: dict[str, int] = {}  # method -> how many 429s to answer before succeeding
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    args = json.loads(raw or "{}")
+                else:
+                    args = {k: v[0] for k, v in parse_qs(raw).items()}
+                    for key in ("blocks", "view", "attachments"):
+                        if isinstance(args.get(key), str):
+                            args[key] = json.loads(args[key])
+                method = self.path.rsplit("/", 1)[-1] if self.path.startswith("/api/") else "response_url"
+                auth = self.headers.get("Authorization", "")
+                status, body, headers = fake.answer(method, args, auth.removeprefix("Bearer ") or None)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.api_url = self.base_url + "/api/"
+
+    def start(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- what Slack answers ------------------------------------------------------------------------
+    def answer(self, method: str, args: dict[str, Any], token: str | None) -> tuple[int, dict[str, Any], dict]:
+        with self._lock:
+            if self.rate_limit_next.get(method, 0) > 0:
+                self.rate_limit_next[method] -= 1
+                self.calls.append(Call(method + ":429", args, token, time.time()))
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
+            self.calls.append(Call(method, args, token, time.time()))
+            ts = f"1700000000.{next(self._ts):06d}"
+        if method == "auth.test":
+            return 200, {"ok": True, "team_id": "T1", "user_id": BOT_USER_ID, "bot_id": BOT_ID, "user": "ragbot"}, {}
+        if method in ("chat.postMessage", "chat.postEphemeral"):
+            return 200, {"ok": True, "channel": args.get("channel"), "ts": ts, "message_ts": ts}, {}
+        if method == "conversations.replies":
+            messages = self.thread_messages.get((args.get("channel"), args.get("ts")), [])
+            return 200, {"ok": True, "messages": messages, "has_more": False}, {}
+        if method == "views.open":
+            return 200, {"ok": True, "view": {"id": "V1", **(args.get("view") or {})}}, {}
+        return 200, {"ok": True}, {}
+
+    # -- for assertions ----------------------------------------------------------------------------
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 60.0) -> list[Call]:
+        """Wait until `method` was called at least `count` times; returns those calls."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            calls = self.calls_to(method)
+            if len(calls) >= count:
+                return calls
+            time.sleep(0.05)
+        raise AssertionError(f"{method} called {len(self.calls_to(method))} times, expected {count}")

@@ -1,0 +1,73 @@
+"""Block Kit rendering within Slack's limits."""
+
+from __future__ import annotations
+
+from bot.slack.blocks import (
+    MAX_BLOCKS,
+    SECTION_LIMIT,
+    AnswerView,
+    SourceView,
+    answer_blocks,
+    replace_feedback_buttons,
+    split_text,
+    to_mrkdwn,
+)
+
+
+def view(answer: str, **overrides) -> AnswerView:
+    fields = {
+        "ranking_id": 7,
+        "answer": answer,
+        "status": "ok",
+        "sources": [SourceView(1, "SSO <beta> & SAML", "Okta *setup*", "https://docs.example/sso?a=1&b=2", 0.91)],
+        "preset": "sales",
+        "preset_version": 3,
+        "rerank": "ok",
+    }
+    return AnswerView(**(fields | overrides))
+
+
+def test_long_answers_are_split_into_sections_under_the_limit() -> None:
+    answer = " ".join(f"Sentence number {i} explains one more detail of the setup." for i in range(400))
+    blocks = answer_blocks(view(answer))
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert len(answer) > 3 * SECTION_LIMIT and len(sections) >= 5
+    assert all(len(s) <= SECTION_LIMIT for s in sections)
+    assert " ".join(sections[:-1]) == answer  # nothing lost, cut between sentences (last one: Sources)
+    assert all(s.endswith(".") for s in sections[:-1])
+
+
+def test_an_enormous_answer_still_fits_in_fifty_blocks_with_sources_and_buttons() -> None:
+    blocks = answer_blocks(view("word " * 60_000))
+    assert len(blocks) == MAX_BLOCKS
+    assert blocks[-1]["type"] == "actions" and "was cut to fit" in str(blocks)
+
+
+def test_titles_are_escaped_and_links_are_the_documents_own() -> None:
+    [sources] = [b for b in answer_blocks(view("See [1].")) if b.get("text", {}).get("text", "").startswith("*Sources")]
+    line = sources["text"]["text"].splitlines()[1]
+    assert line == "[1] <https://docs.example/sso?a=1&b=2|SSO &lt;beta&gt; &amp; SAML › Okta *setup*> · rerank 0.91"
+
+
+def test_a_path_source_is_shown_as_code_and_a_skipped_rerank_is_said() -> None:
+    skipped = view(
+        "x [1]", rerank="skipped: reranker unavailable", sources=[SourceView(1, "Notes", "", "/kb/a.md", None)]
+    )
+    text = str(answer_blocks(skipped))
+    assert "[1] Notes (`/kb/a.md`)" in text and "Reranking was skipped: reranker unavailable" in text
+
+
+def test_markdown_from_an_llm_becomes_mrkdwn() -> None:
+    assert to_mrkdwn("**Yes** see [the guide](https://d.example/x) & <ask> [1]") == (
+        "*Yes* see <https://d.example/x|the guide> &amp; &lt;ask&gt; [1]"
+    )
+
+
+def test_split_text_prefers_paragraphs() -> None:
+    assert split_text("a" * 10 + "\n\n" + "b" * 10, limit=15) == ["a" * 10, "b" * 10]
+
+
+def test_feedback_buttons_are_replaced_by_a_thank_you() -> None:
+    blocks = replace_feedback_buttons(answer_blocks(view("x [1]")), "U1", -1)
+    assert not any(b["type"] == "actions" for b in blocks)
+    assert blocks[-1]["elements"][0]["text"] == "👎 Thanks for the feedback, <@U1>!"

@@ -1,0 +1,80 @@
+"""`ragbot serve` as an operator starts it: a real process, the HTTP endpoint and /healthz."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+from tests.slack.conftest import SIGNING_SECRET, mention
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_answers_slack_over_http_and_reports_health(env: Path, fake_slack) -> None:
+    port = free_port()
+    command = Path(sys.executable).with_name("ragbot")
+    process = subprocess.Popen(
+        [str(command), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env={
+            **os.environ,
+            "SLACK_BOT_TOKEN": "xoxb-serve",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake_slack.api_url,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.time() < deadline, "ragbot serve did not come up"
+                time.sleep(0.3)
+        assert health.json() == {"status": "ok", "slack_http": True}
+
+        body = json.dumps({"type": "event_callback", "event_id": "EvServe", "event": mention("What is SCIM?")})
+        ts = str(int(time.time()))
+        signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/slack/events",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": signature,
+            },
+        )
+        assert response.status_code == 200
+        [reply] = fake_slack.wait_for("chat.postMessage")
+        assert reply.token == "xoxb-serve" and reply.args["thread_ts"] == "1700000001.000100"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert f"ragbot is listening on http://127.0.0.1:{port} (HTTP)" in output
+    assert "Traceback" not in output
+
+
+def test_serve_without_slack_settings_says_what_to_set(env: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("ragbot")), "serve"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "SLACK_SIGNING_SECRET" in result.stderr and "SLACK_APP_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
