@@ -77,8 +77,17 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kb_store: Path, tiny_re
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'ragbot.db'}")
     monkeypatch.setenv("RERANK_MODEL", str(tiny_reranker))
     monkeypatch.setenv("RERANK_DEVICE", "cpu")
-    for name in ("QDRANT_URL", "LLM_BASE_URL", "EMBED_MODEL", "RERANK_REQUIRED", "RAGBOT_COLLECTION", "SLACK_BOT_TOKEN",
-                 "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL"):
+    for name in (
+        "QDRANT_URL",
+        "LLM_BASE_URL",
+        "EMBED_MODEL",
+        "RERANK_REQUIRED",
+        "RAGBOT_COLLECTION",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # nothing may land in ./data of the checkout
     return tmp_path

@@ -298,3 +298,9 @@ def test_thirty_mentions_at_once_are_acked_fast_and_answered_once(env, monkeypat
     finally:
         server.stop()
         parts.close()
+
+
+def test_slacks_url_verification_is_answered(slack) -> None:
+    body = json.dumps({"type": "url_verification", "token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9C"})
+    response = slack.post(body, "application/json")
+    assert response.status_code == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9C" in response.text
