@@ -29,6 +29,8 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.thread_messages: dict[tuple[str, str], list[dict[str, Any]]] = {}  # for conversations.replies
         self.rate_limit_next: dict[str, int] = {}  # method -> how many 429s to answer before succeeding
+        self.socket_url: str | None = None  # what apps.connections.open hands out
+        self.auth_error: str | None = None  # e.g. "invalid_auth": auth.test fails like Slack does
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         fake = self
@@ -80,6 +82,8 @@ class FakeSlack:
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
             self.calls.append(Call(method, args, token, time.time()))
             ts = f"1700000000.{next(self._ts):06d}"
+        if method == "auth.test" and self.auth_error:
+            return 200, {"ok": False, "error": self.auth_error}, {}
         if method == "auth.test":
             return 200, {"ok": True, "team_id": "T1", "user_id": BOT_USER_ID, "bot_id": BOT_ID, "user": "ragbot"}, {}
         if method in ("chat.postMessage", "chat.postEphemeral"):
@@ -87,6 +91,8 @@ class FakeSlack:
         if method == "conversations.replies":
             messages = self.thread_messages.get((args.get("channel"), args.get("ts")), [])
             return 200, {"ok": True, "messages": messages, "has_more": False}, {}
+        if method == "apps.connections.open":
+            return 200, {"ok": True, "url": self.socket_url}, {}
         if method == "views.open":
             return 200, {"ok": True, "view": {"id": "V1", **(args.get("view") or {})}}, {}
         return 200, {"ok": True}, {}
@@ -105,3 +111,49 @@ class FakeSlack:
                 return calls
             time.sleep(0.05)
         raise AssertionError(f"{method} called {len(self.calls_to(method))} times, expected {count}")
+
+
+class FakeSocketModeServer:
+    """Plays Slack's Socket Mode WebSocket: says hello, pushes envelopes, records the client's acks.
+    `FakeSlack.socket_url` makes `apps.connections.open` hand out its address."""
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.received: list[dict[str, Any]] = []
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._server = serve(self._handle, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}/link"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _handle(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.append(connection)
+        connection.send(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"}}))
+        for message in connection:
+            with self._lock:
+                self.received.append(json.loads(message))
+
+    def push(self, envelope: dict[str, Any], timeout: float = 30.0) -> None:
+        """Send an envelope on the (first) client connection, waiting for one to exist."""
+        deadline = time.time() + timeout
+        while not self._connections:
+            if time.time() > deadline:
+                raise AssertionError("no Socket Mode client connected")
+            time.sleep(0.05)
+        self._connections[0].send(json.dumps(envelope))
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self._lock:
+                for message in self.received:
+                    if message.get("envelope_id") == envelope_id:
+                        return message
+            time.sleep(0.05)
+        raise AssertionError(f"envelope {envelope_id} was not acknowledged")
+
+    def stop(self) -> None:
+        self._server.shutdown()

@@ -7,7 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,7 +57,20 @@ def build_slack_app(
             "SLACK_BOT_TOKEN is not set: create the Slack app from slack-app-manifest.yml, install it, and copy "
             "the Bot User OAuth Token (xoxb-...) into SLACK_BOT_TOKEN."
         )
-    app = App(
+    try:
+        app = _bolt_app(bot_token, signing_secret, api_url)
+    except (SlackApiError, BoltError, OSError) as exc:  # Bolt checks the token with auth.test right away
+        raise SlackConfigError(
+            f"Slack did not accept SLACK_BOT_TOKEN ({api_url}auth.test: {exc}). Check the token (xoxb-...), "
+            "that the app is installed to the workspace, and SLACK_API_URL."
+        ) from exc
+    app.middleware(ignore_bot_messages)
+    SlackListeners(ask, sessions, pool).register(app, slash_command)
+    return app
+
+
+def _bolt_app(bot_token: str, signing_secret: str | None, api_url: str) -> App:
+    return App(
         client=web_client(bot_token, api_url),
         # Socket Mode needs no signing secret; HTTP mode refuses to start without one (bot.server).
         signing_secret=signing_secret or "socket-mode-only",
@@ -64,6 +79,3 @@ def build_slack_app(
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="ragbot-listener"),
         ignoring_self_events_enabled=True,
     )
-    app.middleware(ignore_bot_messages)
-    SlackListeners(ask, sessions, pool).register(app, slash_command)
-    return app

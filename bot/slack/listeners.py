@@ -75,10 +75,16 @@ class SlackListeners:
 
     def _take_question(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
         channel, ts = event["channel"], event["ts"]
-        with self.sessions.begin() as session:
-            if not store.claim_slack_event(session, channel, ts, body.get("event_id")):
-                return  # a retry, the same mention as another event type, or another bot process got it
         thread_ts = event.get("thread_ts") or ts
+        try:
+            with self.sessions.begin() as session:
+                if not store.claim_slack_event(session, channel, ts, body.get("event_id")):
+                    return  # a retry, the same mention as another event type, or another bot process got it
+        except Exception as exc:  # the database is down: say so rather than go quiet
+            reference = reference_for(exc)
+            log.exception("Claiming %s/%s failed (reference %s)", channel, ts, reference)
+            self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
+            return
         question = question_text(event.get("text", ""))
         if not question:
             client.chat_postMessage(

@@ -78,3 +78,14 @@ def test_serve_without_slack_settings_says_what_to_set(env: Path) -> None:
     assert result.returncode == 1
     assert "SLACK_SIGNING_SECRET" in result.stderr and "SLACK_APP_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_rejected_bot_token_is_a_clear_error(env: Path, fake_slack, monkeypatch, embedder) -> None:
+    import pytest
+
+    from bot.slack.app import SlackConfigError
+    from tests.slack.conftest import start_service
+
+    fake_slack.auth_error = "invalid_auth"
+    with pytest.raises(SlackConfigError, match=r"Slack did not accept SLACK_BOT_TOKEN.*invalid_auth"):
+        start_service(monkeypatch, fake_slack, embedder)

@@ -304,3 +304,18 @@ def test_slacks_url_verification_is_answered(slack) -> None:
     body = json.dumps({"type": "url_verification", "token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9C"})
     response = slack.post(body, "application/json")
     assert response.status_code == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9C" in response.text
+
+
+def test_a_database_outage_is_not_silent(slack, fake_slack, monkeypatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("INSERT INTO slack_events", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(store, "claim_slack_event", database_down)
+    slack.event(mention("What is SCIM?"))
+    [reply] = fake_slack.wait_for("chat.postMessage")
+    assert reply.args["thread_ts"] == TS
+    assert "Sorry, something went wrong" in reply.args["text"] and re.search(
+        r"reference \*E-[0-9a-f]{8}\*", reply.args["text"]
+    )
