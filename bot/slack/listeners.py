@@ -145,8 +145,11 @@ class SlackListeners:
         if not question:
             ack(text=f"Usage: {command.get('command', '/ask')} your question")
             return
-        ack(response_type="ephemeral", text=f"Searching the knowledge base for: {question}")
-        self.pool.submit(lambda: self._answer_command(command, question, respond))
+        _, position = self.pool.submit(lambda: self._answer_command(command, question, respond))
+        searching = f"Searching the knowledge base for: {question}"
+        if position:
+            searching += f"\nI'm busy answering other questions; yours is queued (number {position} in line)."
+        ack(response_type="ephemeral", text=searching)
 
     def _answer_command(self, command: dict[str, Any], question: str, respond: Respond) -> None:
         try:
