@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+admin_app = typer.Typer(help="The admin web app and its users.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
 
 # soft_wrap: long URLs stay whole when the output is piped or captured.
 out = Console(soft_wrap=True)
@@ -211,6 +213,49 @@ def _serve(parts, host: str, port: int) -> None:
         service.close()
 
 
+@admin_app.command("create-user")
+def admin_create_user(
+    name: Annotated[str, typer.Argument(help="Sign-in name")],
+    role: Annotated[str, typer.Option(help="admin, team_admin or reviewer")],
+    team: Annotated[str | None, typer.Option(help="The team whose presets a team_admin edits")] = None,
+) -> None:
+    """Create an admin-app user; the password comes from a prompt, or RAGBOT_ADMIN_PASSWORD for scripts."""
+    import store
+    from admin.users import UserError, create_user
+    from bot.settings import get_settings
+
+    password = os.environ.get("RAGBOT_ADMIN_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise UserError("No password: set RAGBOT_ADMIN_PASSWORD, or run this in a terminal to be asked for one.")
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    url = get_settings().database_url
+    engine = store.make_engine(url)
+    try:
+        store.upgrade_database(engine)
+        with store.session_factory(engine).begin() as session:
+            user = create_user(session, name, password, role, team)
+            out.print(f"Created {user.role} '{user.name}'" + (f" of team '{user.team}'" if user.team else "") + ".")
+    finally:
+        engine.dispose()
+
+
+@admin_app.command("serve")
+def admin_serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
+) -> None:
+    """Run the admin app on its own (for deployments that split it from the Slack bot)."""
+    import uvicorn
+
+    from bot.server import build_admin, create_http_app
+
+    with _components() as parts:
+        http = create_http_app(None, build_admin(parts))
+        err.print(f"ragbot admin is listening on http://{host}:{port}/admin/")
+        uvicorn.run(http, host=host, port=port, log_level="warning")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (DATABASE_URL). Other commands also do this on first use."""
@@ -242,6 +287,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     import pydantic
 
     import store
+    from admin.app import AdminConfigError
+    from admin.users import UserError
     from bot.pipeline import QuestionError, RerankRequiredError
     from bot.slack.app import SlackConfigError
     from rerank import RerankerLoadError
@@ -254,6 +301,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         QuestionError,
         store.DatabaseError,
         SlackConfigError,
+        AdminConfigError,
+        UserError,
         pydantic.ValidationError,
     )
 

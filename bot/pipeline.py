@@ -169,9 +169,10 @@ class Pipeline:
         self.require_rerank = require_rerank
         self._extractive = ExtractiveAnswerer()
 
-    def preset_for(self, channel: str | None) -> PresetSnapshot:
+    def preset_for(self, channel: str | None, preset_name: str | None = None) -> PresetSnapshot:
+        """The preset bound to `channel` (else the default), or the one named `preset_name` when given."""
         with self.sessions() as session:
-            row = store.preset_for(session, channel)
+            row = store.preset_named(session, preset_name) if preset_name else store.preset_for(session, channel)
             return PresetSnapshot(
                 id=row.id,
                 name=row.name,
@@ -190,16 +191,17 @@ class Pipeline:
         user: str | None = None,
         require_rerank: bool | None = None,
         context: str | None = None,
+        preset_name: str | None = None,
     ) -> AskResult:
         """Answer one question. `context` (e.g. a thread's first question) is put before the question for
-        retrieval and reranking. On failure the exception is raised with `ranking_id` set to the logged error
+        retrieval and reranking; `preset_name` picks a preset instead of the channel's. On failure the exception is raised with `ranking_id` set to the logged error
         row (None when the log itself failed), for the user's reference."""
         question = validate_question(question)
         if context and context.strip():
             question = validate_question(f"{context.strip()}\n{question}")
         required = self.require_rerank if require_rerank is None else require_rerank
         started = time.perf_counter()
-        preset = self.preset_for(channel)
+        preset = self.preset_for(channel, preset_name)
         timings: dict[str, float] = {}
         try:
             retrieved = self.retriever.search(question, preset.collection, preset.candidates_k)

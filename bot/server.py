@@ -1,5 +1,6 @@
-"""`ragbot serve`: the HTTP server (Slack's `POST /slack/events`, `GET /healthz`), plus Socket Mode when an app
-token is set. Both adapters dispatch into the same Bolt app, so both modes run the same handlers."""
+"""`ragbot serve`: the HTTP server (Slack's `POST /slack/events`, the admin app under `/admin`, `GET /healthz`),
+plus Socket Mode when an app token is set. Both Slack adapters dispatch into the same Bolt app, so both modes run
+the same handlers."""
 
 from __future__ import annotations
 
@@ -21,13 +22,17 @@ from bot.slack.worker import AnswerPool
 log = logging.getLogger(__name__)
 
 
-def create_http_app(slack_app: App | None) -> FastAPI:
-    """The web application; `slack_app` None serves only `/healthz` (Socket Mode without a signing secret)."""
+def create_http_app(slack_app: App | None, admin_app: FastAPI | None = None) -> FastAPI:
+    """The web application: `/healthz`, Slack's endpoint when `slack_app` is given (HTTP mode), the admin app
+    under `/admin` when given."""
     api = FastAPI(title="ragbot", docs_url=None, redoc_url=None, openapi_url=None)
 
     @api.get("/healthz")
     def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok", "slack_http": slack_app is not None})
+        return JSONResponse({"status": "ok", "slack_http": slack_app is not None, "admin": admin_app is not None})
+
+    if admin_app is not None:
+        api.mount("/admin", admin_app)
 
     if slack_app is not None:
 
@@ -44,8 +49,8 @@ def create_http_app(slack_app: App | None) -> FastAPI:
 @dataclass
 class SlackService:
     http: FastAPI
-    app: App
-    pool: AnswerPool
+    app: App | None  # None: Slack is not configured, the server runs the admin app only
+    pool: AnswerPool | None
     socket_mode: Any | None = None  # SocketModeHandler
 
     def start_socket_mode(self) -> None:
@@ -55,11 +60,33 @@ class SlackService:
     def close(self) -> None:
         if self.socket_mode is not None:
             self.socket_mode.close()
-        self.pool.shutdown(wait=False)
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
+
+
+def slack_configured(parts: Components) -> bool:
+    s = parts.settings
+    return bool(s.slack_bot_token or s.slack_signing_secret or s.slack_app_token)
+
+
+def build_admin(parts: Components) -> FastAPI:
+    from admin import create_admin_app
+
+    s = parts.settings
+    return create_admin_app(
+        parts.sessions,
+        lambda: parts.pipeline,
+        secret_key=s.admin_secret_key,
+        production=s.ragbot_env == "production",
+    )
 
 
 def build_service(parts: Components) -> SlackService:
+    """Everything `ragbot serve` runs: the admin app always; Slack when any SLACK_* setting is present."""
     s = parts.settings
+    admin_app = build_admin(parts)
+    if not slack_configured(parts):
+        return SlackService(create_http_app(None, admin_app), None, None)
     if not s.slack_signing_secret and not s.slack_app_token:
         raise SlackConfigError(
             "Set SLACK_SIGNING_SECRET to receive Slack's HTTP requests at /slack/events, or SLACK_APP_TOKEN "
@@ -81,4 +108,4 @@ def build_service(parts: Components) -> SlackService:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         socket_mode = SocketModeHandler(app, s.slack_app_token)
-    return SlackService(create_http_app(app if s.slack_signing_secret else None), app, pool, socket_mode)
+    return SlackService(create_http_app(app if s.slack_signing_secret else None, admin_app), app, pool, socket_mode)

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     slack_slash_command: str = Field("/ask", pattern=r"^/[a-z0-9_\-]{1,31}$")
     slack_workers: int = Field(4, ge=1, le=64, description="Questions answered at the same time.")
 
+    # --- admin app -------------------------------------------------------------------------------
+    admin_secret_key: str | None = Field(None, description="Signs admin session cookies; required in production.")
+    ragbot_env: Literal["development", "production"] = Field("development", description="production: strict.")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

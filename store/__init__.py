@@ -5,13 +5,17 @@ No business logic lives here, and nothing here reads settings: pass ``settings.d
 
 from store.db import DatabaseError, make_engine, mask_url, session_factory, upgrade_database
 from store.models import (
+    USER_ROLES,
     Base,
+    CandidateLabel,
     ChannelBinding,
     Feedback,
     Preset,
+    PresetVersion,
     RankedCandidate,
     RankingLog,
     SlackEvent,
+    User,
 )
 from store.queries import (
     add_feedback,
@@ -19,20 +23,25 @@ from store.queries import (
     claim_slack_event,
     default_preset,
     preset_for,
+    preset_named,
     record_ranking,
     set_feedback_comment,
     user_feedback,
 )
 
 __all__ = [
+    "USER_ROLES",
     "Base",
+    "CandidateLabel",
     "ChannelBinding",
     "DatabaseError",
     "Feedback",
     "Preset",
+    "PresetVersion",
     "RankedCandidate",
     "RankingLog",
     "SlackEvent",
+    "User",
     "add_feedback",
     "bind_channel",
     "claim_slack_event",
@@ -40,6 +49,7 @@ __all__ = [
     "make_engine",
     "mask_url",
     "preset_for",
+    "preset_named",
     "record_ranking",
     "session_factory",
     "set_feedback_comment",

@@ -231,3 +231,52 @@ class SlackEvent(Base):
     channel: Mapped[str] = mapped_column(String)
     ts: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+USER_ROLES = ("admin", "team_admin", "reviewer")
+
+
+class User(Base):
+    """Someone who signs in to the admin app. `team` scopes a team admin's presets."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'team_admin', 'reviewer')", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    password_hash: Mapped[str] = mapped_column(String)
+    role: Mapped[str] = mapped_column(String)
+    team: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class PresetVersion(Base):
+    """A preset as it was at one version: every change makes a new row (who, when, what)."""
+
+    __tablename__ = "preset_versions"
+    __table_args__ = (UniqueConstraint("preset_id", "version", name="uq_preset_versions_preset_id_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    preset_id: Mapped[int] = mapped_column(ForeignKey("presets.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    instruction: Mapped[str] = mapped_column(Text)
+    candidates_k: Mapped[int] = mapped_column(Integer)
+    top_n: Mapped[int] = mapped_column(Integer)
+    min_score: Mapped[float] = mapped_column()
+    collection: Mapped[str | None] = mapped_column(String)
+    author: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class CandidateLabel(Base):
+    """A reviewer's judgement of one logged candidate: relevant to the question or not."""
+
+    __tablename__ = "candidate_labels"
+    __table_args__ = (UniqueConstraint("candidate_id", "reviewer", name="uq_candidate_labels_candidate_id_reviewer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("ranked_candidates.id", ondelete="CASCADE"), index=True)
+    ranking_id: Mapped[int] = mapped_column(ForeignKey("ranking_logs.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String)
+    relevant: Mapped[bool] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())

@@ -53,6 +53,14 @@ def preset_for(session: Session, channel: str | None) -> Preset:
     return default_preset(session)
 
 
+def preset_named(session: Session, name: str) -> Preset:
+    """The preset with this name; ValueError with a clear message when there is none."""
+    preset = session.scalars(select(Preset).where(Preset.name == name)).first()
+    if preset is None:
+        raise ValueError(f"No preset named {name!r}")
+    return preset
+
+
 def bind_channel(session: Session, channel_id: str, preset_name: str) -> ChannelBinding:
     """Make ``channel_id`` use the preset called ``preset_name`` (creating or replacing its binding)."""
     preset = session.scalar(select(Preset).where(Preset.name == preset_name))

@@ -35,8 +35,18 @@ from store.db import MIGRATIONS_DIR, alembic_config, mask_url
 from store.models import DEFAULT_INSTRUCTION, NAMING_CONVENTION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"presets", "channel_bindings", "ranking_logs", "ranked_candidates", "feedback", "slack_events"}
-HEAD = "0002"
+TABLES = {
+    "presets",
+    "channel_bindings",
+    "ranking_logs",
+    "ranked_candidates",
+    "feedback",
+    "slack_events",
+    "users",
+    "preset_versions",
+    "candidate_labels",
+}
+HEAD = "0003"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -229,7 +239,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,73 @@
+"""Request dependencies: the database session, the signed-in user, role checks, CSRF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+import store
+from admin.security import new_csrf_token, same_token
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class LoginRequired(Exception):
+    """No valid session: HTML requests go to the login page, others get 401."""
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    name: str
+    role: str
+    team: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def can_edit_team(self, team: str) -> bool:
+        return self.is_admin or (self.role == "team_admin" and self.team == team)
+
+
+def db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = new_csrf_token()
+    return token
+
+
+async def csrf_protect(request: Request) -> None:
+    """Every state-changing request carries the session's CSRF token (form field or X-CSRF-Token header)."""
+    if request.method in SAFE_METHODS:
+        return
+    given = request.headers.get("x-csrf-token")
+    if given is None and "form" in (request.headers.get("content-type") or ""):
+        given = (await request.form()).get("csrf_token")
+    if not same_token(request.session.get("csrf"), given if isinstance(given, str) else None):
+        raise HTTPException(status_code=403, detail="Missing or wrong CSRF token: reload the page and try again.")
+
+
+def current_user(request: Request, session: Session = Depends(db)) -> CurrentUser:
+    user_id = request.session.get("user_id")
+    user = session.get(store.User, user_id) if user_id else None
+    if user is None:
+        raise LoginRequired()
+    return CurrentUser(user.id, user.name, user.role, user.team)
+
+
+def require_roles(*roles: str):
+    def check(user: CurrentUser = Depends(current_user)) -> CurrentUser:
+        if user.role not in roles:
+            raise HTTPException(status_code=403, detail="Your role does not allow this page.")
+        return user
+
+    return check

@@ -1,0 +1,129 @@
+"""Admin app fixtures: a migrated SQLite database with one user per role, a signed-in TestClient helper."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+import store
+
+PASSWORD = "correct horse battery"
+USERS = {
+    "alice": ("admin", None),
+    "sam": ("team_admin", "sales"),
+    "lee": ("team_admin", "legal"),
+    "rita": ("reviewer", None),
+}
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    from admin.users import create_user
+
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'admin.db'}")
+    store.upgrade_database(engine)
+    factory = store.session_factory(engine)
+    with factory.begin() as session:
+        for name, (role, team) in USERS.items():
+            create_user(session, name, PASSWORD, role, team)
+    yield factory
+    engine.dispose()
+
+
+@pytest.fixture
+def pipeline_provider() -> Callable[[], Any]:
+    """Tests that need the real pipeline override this fixture; the others must not touch it."""
+
+    def missing() -> Any:
+        raise AssertionError("this test did not expect the pipeline to be used")
+
+    return missing
+
+
+@pytest.fixture
+def admin_app(sessions: sessionmaker[Session], pipeline_provider: Callable[[], Any]):
+    from admin import create_admin_app
+    from bot.server import create_http_app
+
+    return create_http_app(None, create_admin_app(sessions, pipeline_provider, secret_key="test-secret"))
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has a form with a CSRF token"
+    return match.group(1)
+
+
+class AdminClient(TestClient):
+    """A TestClient that knows the app lives under /admin and can sign in."""
+
+    csrf: str = ""
+
+    def login(self, name: str, password: str = PASSWORD) -> AdminClient:
+        page = self.get("/admin/login")
+        response = self.post(
+            "/admin/login",
+            data={"name": name, "password": password, "csrf_token": csrf_from(page.text)},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303, response.text
+        self.csrf = csrf_from(self.get("/admin/").text)
+        return self
+
+    def form(self, url: str, data: dict[str, Any], **kwargs: Any):
+        """POST a form with this session's CSRF token, as the page's own form would."""
+        return self.post(url, data={**data, "csrf_token": self.csrf}, follow_redirects=False, **kwargs)
+
+
+@pytest.fixture
+def client(admin_app) -> Iterator[AdminClient]:
+    with AdminClient(admin_app, headers={"accept": "text/html"}) as c:
+        yield c
+
+
+@pytest.fixture
+def as_user(admin_app) -> Iterator[Callable[[str], AdminClient]]:
+    clients: list[AdminClient] = []
+
+    def sign_in(name: str) -> AdminClient:
+        c = AdminClient(admin_app, headers={"accept": "text/html"})
+        c.__enter__()
+        clients.append(c)
+        return c.login(name)
+
+    yield sign_in
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def live(components) -> Iterator[Callable[[str], AdminClient]]:
+    """The admin app over the real pipeline (sample knowledge base, tiny reranker) and its database, with the
+    same users; returns a sign-in function like `as_user`."""
+    from admin import create_admin_app
+    from admin.users import create_user
+    from bot.server import create_http_app
+
+    with components.sessions.begin() as session:
+        for name, (role, team) in USERS.items():
+            create_user(session, name, PASSWORD, role, team)
+    app = create_http_app(
+        None, create_admin_app(components.sessions, lambda: components.pipeline, secret_key="test-secret")
+    )
+    clients: list[AdminClient] = []
+
+    def sign_in(name: str) -> AdminClient:
+        c = AdminClient(app, headers={"accept": "text/html"})
+        c.__enter__()
+        clients.append(c)
+        return c.login(name)
+
+    yield sign_in
+    for c in clients:
+        c.__exit__(None, None, None)
