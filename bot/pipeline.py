@@ -194,8 +194,9 @@ class Pipeline:
         preset_name: str | None = None,
     ) -> AskResult:
         """Answer one question. `context` (e.g. a thread's first question) is put before the question for
-        retrieval and reranking; `preset_name` picks a preset instead of the channel's. On failure the exception is raised with `ranking_id` set to the logged error
-        row (None when the log itself failed), for the user's reference."""
+        retrieval and reranking; `preset_name` picks a preset instead of the channel's. On failure the exception
+        is raised with `ranking_id` set to the logged error row (None when the log itself failed), for the
+        user's reference."""
         question = validate_question(question)
         if context and context.strip():
             question = validate_question(f"{context.strip()}\n{question}")
