@@ -9,6 +9,7 @@ COPY retrieval retrieval
 COPY rerank rerank
 COPY store store
 COPY migrations migrations
+COPY admin admin
 COPY sample_kb sample_kb
 RUN pip install -e .
 CMD ["ragbot", "demo"]

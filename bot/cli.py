@@ -203,11 +203,16 @@ def _serve(parts, host: str, port: int) -> None:
     _ = parts.embedder, parts.pipeline.reranker.get()  # load models before taking traffic
     try:
         service.start_socket_mode()
-        modes = [
-            "HTTP" if parts.settings.slack_signing_secret else None,
-            "Socket Mode" if service.socket_mode else None,
-        ]
-        err.print(f"ragbot is listening on http://{host}:{port} ({' + '.join(m for m in modes if m)})")
+        if service.app is None:
+            modes = "admin only: Slack is not configured, see README 'Slack'"
+        else:
+            slack = [
+                name
+                for name, on in (("HTTP", parts.settings.slack_signing_secret), ("Socket Mode", service.socket_mode))
+                if on
+            ]
+            modes = f"Slack over {' + '.join(slack)}, admin"
+        err.print(f"ragbot is listening on http://{host}:{port} ({modes}); admin app: http://{host}:{port}/admin/")
         uvicorn.run(service.http, host=host, port=port, log_level="warning")
     finally:
         service.close()

@@ -22,6 +22,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_health(process: subprocess.Popen, port: int) -> dict:
+    deadline = time.time() + 120
+    while True:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
+        except httpx.TransportError:
+            assert time.time() < deadline, "ragbot serve did not come up"
+            time.sleep(0.3)
+
+
 def test_serve_answers_slack_over_http_and_reports_health(env: Path, fake_slack) -> None:
     port = free_port()
     command = Path(sys.executable).with_name("ragbot")
@@ -38,16 +49,7 @@ def test_serve_answers_slack_over_http_and_reports_health(env: Path, fake_slack)
         text=True,
     )
     try:
-        deadline = time.time() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.time() < deadline, "ragbot serve did not come up"
-                time.sleep(0.3)
-        assert health.json() == {"status": "ok", "slack_http": True}
+        assert wait_for_health(process, port) == {"status": "ok", "slack_http": True, "admin": True}
 
         body = json.dumps({"type": "event_callback", "event_id": "EvServe", "event": mention("What is SCIM?")})
         ts = str(int(time.time()))
@@ -67,17 +69,27 @@ def test_serve_answers_slack_over_http_and_reports_health(env: Path, fake_slack)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
-    assert f"ragbot is listening on http://127.0.0.1:{port} (HTTP)" in output
+    assert f"ragbot is listening on http://127.0.0.1:{port} (Slack over HTTP, admin)" in output
     assert "Traceback" not in output
 
 
-def test_serve_without_slack_settings_says_what_to_set(env: Path) -> None:
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("ragbot")), "serve"], capture_output=True, text=True, timeout=120
+def test_serve_without_slack_runs_the_admin_app_and_says_slack_is_not_configured(env: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ragbot")), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    assert result.returncode == 1
-    assert "SLACK_SIGNING_SECRET" in result.stderr and "SLACK_APP_TOKEN" in result.stderr
-    assert "Traceback" not in result.stderr
+    try:
+        health = wait_for_health(process, port)
+        assert health == {"status": "ok", "slack_http": False, "admin": True}
+        assert httpx.get(f"http://127.0.0.1:{port}/admin/login").status_code == 200
+        assert httpx.post(f"http://127.0.0.1:{port}/slack/events", content=b"{}").status_code == 404
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "admin only: Slack is not configured" in output and "Traceback" not in output
 
 
 def test_a_rejected_bot_token_is_a_clear_error(env: Path, fake_slack, monkeypatch, embedder) -> None:
