@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from admin.app import render
-from admin.deps import CurrentUser, current_user
+from admin.deps import CurrentUser, current_user, db
+from admin.overview import LATENCY_SAMPLE, build_overview, charts, parse_days
 
 router = APIRouter()
+PERIODS = (7, 30, 90, 365)
 
 
 @router.get("/", name="overview_page")
-def overview_page(request: Request, user: CurrentUser = Depends(current_user)) -> Response:
-    return render(request, "overview.html", user)
+def overview_page(
+    request: Request, days: str | None = None, user: CurrentUser = Depends(current_user), session: Session = Depends(db)
+) -> Response:
+    view = build_overview(session, parse_days(days))
+    return render(
+        request, "overview.html", user, view=view, charts=charts(view), periods=PERIODS, latency_sample=LATENCY_SAMPLE
+    )

@@ -1,17 +1,331 @@
-"""Presets (versioned) and channel bindings, for admins and team admins."""
+"""Presets (versioned) and channel bindings, for admins and team admins.
+
+Every team admin sees every preset (to know which channel uses what), but changes only their own team's:
+each write checks `user.can_edit_team(preset.team)`, so a crafted request gets 403 like the UI would.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+import logging
 
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+import store
 from admin.app import render
-from admin.deps import CurrentUser, require_roles
+from admin.deps import CurrentUser, db, require_roles
+from admin.presets import (
+    VERSIONED,
+    CompareError,
+    FormErrors,
+    PresetForm,
+    bind,
+    changed_fields,
+    compare,
+    create_preset,
+    rankings_per_version,
+    restore_version,
+    unbind,
+    update_preset,
+    version_row,
+    versions,
+    word_diff,
+)
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 editors = require_roles("admin", "team_admin")
 
+NOTICES = {
+    "created": "Preset created as v1.",
+    "saved": "Saved as a new version.",
+    "unchanged": "Nothing changed, so no new version was made.",
+    "restored": "Restored as a new version.",
+    "bound": "Channel bound to this preset.",
+    "unbound": "Binding removed: the channel uses the default preset again.",
+}
+
+
+def _preset(session: Session, preset_id: int) -> store.Preset:
+    preset = session.get(store.Preset, preset_id)
+    if preset is None:
+        raise HTTPException(status_code=404, detail=f"No preset with id {preset_id}.")
+    return preset
+
+
+def _editable(session: Session, preset_id: int, user: CurrentUser) -> store.Preset:
+    preset = _preset(session, preset_id)
+    if not user.can_edit_team(preset.team):
+        raise HTTPException(status_code=403, detail=f"Only team {preset.team!r} or an admin can change this preset.")
+    return preset
+
+
+def _done(request: Request, preset: store.Preset, notice: str) -> Response:
+    url = request.url_for("preset_page", preset_id=preset.id).include_query_params(done=notice)
+    return RedirectResponse(url, status_code=303)
+
+
+def _teams(session: Session) -> list[str]:
+    teams = set(session.scalars(select(store.Preset.team))) | set(session.scalars(select(store.User.team)))
+    return sorted(t for t in teams if t)
+
+
+def _edit_page(
+    request: Request,
+    user: CurrentUser,
+    session: Session,
+    preset: store.Preset,
+    status_code: int = 200,
+    **context,
+) -> Response:
+    history = versions(session, preset)
+    changes = {
+        v.version: changed_fields(history[i + 1] if i + 1 < len(history) else None, v) for i, v in enumerate(history)
+    }
+    context.setdefault("form", PresetForm.from_preset(preset))
+    context.setdefault("errors", {})
+    return render(
+        request,
+        "preset_edit.html",
+        user,
+        status_code,
+        preset=preset,
+        can_edit=user.can_edit_team(preset.team),
+        history=history,
+        changes=changes,
+        rankings=rankings_per_version(session, preset),
+        **context,
+    )
+
 
 @router.get("/presets", name="presets_page")
-def presets_page(request: Request, user: CurrentUser = Depends(editors)) -> Response:
-    return render(request, "presets.html", user)
+def presets_page(request: Request, user: CurrentUser = Depends(editors), session: Session = Depends(db)) -> Response:
+    presets = session.scalars(
+        select(store.Preset).options(selectinload(store.Preset.bindings)).order_by(store.Preset.team, store.Preset.name)
+    ).all()
+    return render(request, "presets.html", user, presets=presets)
+
+
+@router.get("/presets/new", name="preset_new")
+def preset_new(request: Request, user: CurrentUser = Depends(editors), session: Session = Depends(db)) -> Response:
+    form = PresetForm(team=user.team or "")
+    return render(request, "preset_new.html", user, form=form, errors={}, teams=_teams(session))
+
+
+@router.post("/presets/new", name="preset_create")
+def preset_create(
+    request: Request,
+    name: str = Form(""),
+    team: str = Form(""),
+    instruction: str = Form(""),
+    candidates_k: str = Form(""),
+    top_n: str = Form(""),
+    min_score: str = Form(""),
+    collection: str = Form(""),
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    if not user.is_admin:  # a team admin creates presets for their own team only, whatever the form says
+        team = user.team or ""
+    form = PresetForm(name, team, instruction, candidates_k, top_n, min_score, collection)
+    try:
+        preset = create_preset(session, form, user.name)
+        session.commit()
+    except (FormErrors, IntegrityError) as exc:
+        session.rollback()
+        errors = exc.errors if isinstance(exc, FormErrors) else {"name": "That name was just taken; pick another."}
+        return render(request, "preset_new.html", user, 422, form=form, errors=errors, teams=_teams(session))
+    return _done(request, preset, "created")
+
+
+@router.get("/presets/{preset_id}", name="preset_page")
+def preset_page(
+    request: Request,
+    preset_id: int,
+    done: str | None = None,
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    return _edit_page(request, user, session, _preset(session, preset_id), notice=NOTICES.get(done or ""))
+
+
+@router.post("/presets/{preset_id}", name="preset_save")
+def preset_save(
+    request: Request,
+    preset_id: int,
+    instruction: str = Form(""),
+    candidates_k: str = Form(""),
+    top_n: str = Form(""),
+    min_score: str = Form(""),
+    collection: str = Form(""),
+    base_version: str = Form(""),
+    question: str = Form(""),
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    preset = _editable(session, preset_id, user)
+    form = PresetForm(preset.name, preset.team, instruction, candidates_k, top_n, min_score, collection)
+    if base_version.strip() and base_version.strip() != str(preset.version):
+        message = (
+            f"Someone saved v{preset.version} while you were editing v{base_version.strip()}. Your draft is kept "
+            "below: check the versions list, then save again."
+        )
+        return _edit_page(request, user, session, preset, 409, form=form, conflict=message, question=question)
+    before = preset.version
+    try:
+        update_preset(session, preset, form, user.name)
+        session.commit()
+    except FormErrors as exc:
+        session.rollback()
+        return _edit_page(request, user, session, preset, 422, form=form, errors=exc.errors, question=question)
+    except IntegrityError:  # two saves raced for the same version number
+        session.rollback()
+        message = "Someone saved this preset at the same moment. Your draft is kept below: save again."
+        return _edit_page(request, user, session, preset, 409, form=form, conflict=message, question=question)
+    return _done(request, preset, "saved" if preset.version != before else "unchanged")
+
+
+@router.post("/presets/{preset_id}/compare", name="preset_compare")
+def preset_compare(
+    request: Request,
+    preset_id: int,
+    instruction: str = Form(""),
+    candidates_k: str = Form(""),
+    top_n: str = Form(""),
+    min_score: str = Form(""),
+    collection: str = Form(""),
+    question: str = Form(""),
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    """Rank the same candidates with the saved instruction and with the draft; nothing is saved."""
+    from bot.pipeline import QuestionError, validate_question
+
+    preset = _editable(session, preset_id, user)
+    form = PresetForm(preset.name, preset.team, instruction, candidates_k, top_n, min_score, collection)
+    page = {"form": form, "question": question}
+    _, form_errors = form.validate(new=False)
+    errors = {k: v for k, v in form_errors.items() if k == "instruction"}
+    if not question.strip():
+        errors["question"] = "Type a question to see how the draft ranks its passages."
+    else:
+        try:
+            validate_question(question)
+        except QuestionError as exc:
+            errors["question"] = str(exc)
+    if errors:
+        return _edit_page(request, user, session, preset, 422, errors=errors, **page)
+    try:
+        pipeline = request.app.state.pipeline()
+    except Exception as exc:  # models or the index could not load: say so on the page
+        log.exception("The pipeline could not start for a preset comparison")
+        return _edit_page(
+            request, user, session, preset, 503, compare_error=f"The pipeline could not start: {exc}", **page
+        )
+    try:
+        rows = compare(pipeline, preset, instruction, question)
+    except CompareError as exc:
+        return _edit_page(request, user, session, preset, 503, compare_error=str(exc), **page)
+    return _edit_page(request, user, session, preset, comparison=rows, **page)
+
+
+def _version_page(
+    request: Request,
+    user: CurrentUser,
+    session: Session,
+    preset: store.Preset,
+    version: int,
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
+    old = version_row(session, preset, version)
+    if old is None:
+        raise HTTPException(status_code=404, detail=f"Preset {preset.name!r} has no version {version}.")
+    rows = [(field, getattr(old, field), getattr(preset, field)) for field in VERSIONED if field != "instruction"]
+    return render(
+        request,
+        "preset_version.html",
+        user,
+        status_code,
+        preset=preset,
+        old=old,
+        rows=rows,
+        diff=word_diff(old.instruction, preset.instruction),
+        same=not changed_fields(old, preset),
+        can_edit=user.can_edit_team(preset.team),
+        error=error,
+    )
+
+
+@router.get("/presets/{preset_id}/versions/{version}", name="preset_version_page")
+def preset_version_page(
+    request: Request,
+    preset_id: int,
+    version: int,
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    return _version_page(request, user, session, _preset(session, preset_id), version)
+
+
+@router.post("/presets/{preset_id}/versions/{version}/restore", name="preset_restore")
+def preset_restore(
+    request: Request,
+    preset_id: int,
+    version: int,
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    preset = _editable(session, preset_id, user)
+    before = preset.version
+    try:
+        restore_version(session, preset, version, user.name)
+        session.commit()
+    except LookupError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except FormErrors as exc:  # an old version that today's rules reject (e.g. from before the limits)
+        session.rollback()
+        message = "This version cannot be restored as it is: " + "; ".join(exc.errors.values())
+        return _version_page(request, user, session, preset, version, 422, message)
+    return _done(request, preset, "restored" if preset.version != before else "unchanged")
+
+
+@router.post("/presets/{preset_id}/bindings", name="preset_bind")
+def preset_bind(
+    request: Request,
+    preset_id: int,
+    channel_id: str = Form(""),
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    preset = _editable(session, preset_id, user)
+    try:
+        bind(session, channel_id, preset, user.can_edit_team)
+        session.commit()
+    except FormErrors as exc:
+        session.rollback()
+        return _edit_page(request, user, session, preset, 422, bind_errors=exc.errors, channel_id=channel_id)
+    except IntegrityError:  # the same channel bound by someone else at the same moment
+        session.rollback()
+        errors = {"channel_id": "This channel was just bound by someone else; reload and try again."}
+        return _edit_page(request, user, session, preset, 409, bind_errors=errors, channel_id=channel_id)
+    return _done(request, preset, "bound")
+
+
+@router.post("/bindings/{binding_id}/delete", name="binding_delete")
+def binding_delete(
+    request: Request,
+    binding_id: int,
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    binding = session.get(store.ChannelBinding, binding_id)
+    if binding is None:
+        raise HTTPException(status_code=404, detail=f"No channel binding with id {binding_id}.")
+    preset = _editable(session, binding.preset_id, user)
+    unbind(session, binding)
+    session.commit()
+    return _done(request, preset, "unbound")
