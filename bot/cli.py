@@ -218,6 +218,33 @@ def _serve(parts, host: str, port: int) -> None:
         service.close()
 
 
+@app.command("rerank-server")
+def rerank_server(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+    model: Annotated[str | None, typer.Option(help="Model id or folder [default: RERANK_MODEL]")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda [default: RERANK_DEVICE]")] = None,
+) -> None:
+    """Serve the Qwen3 reranker over HTTP: POST /v1/rerank (dynamic batching), GET /healthz, GET /metrics."""
+    from bot.settings import get_settings
+    from rerank.server import run_rerank_server
+
+    s = get_settings()
+    err.print(f"Reranker service on http://{host}:{port}/v1/rerank (model {model or s.rerank_model}; loading…)")
+    run_rerank_server(
+        model or s.rerank_model,
+        device=device or s.rerank_device,
+        host=host,
+        port=port,
+        dtype=s.rerank_dtype,
+        batch_tokens=s.rerank_batch_tokens,
+        max_length=s.rerank_max_length,
+        max_wait_ms=s.rerank_batch_wait_ms,
+        max_queue=s.rerank_queue_size,
+        max_documents=s.rerank_max_documents,
+    )
+
+
 @admin_app.command("create-user")
 def admin_create_user(
     name: Annotated[str, typer.Argument(help="Sign-in name")],

@@ -19,7 +19,21 @@ log = logging.getLogger(__name__)
 
 
 def load_reranker(settings: Settings) -> Reranker:
-    """Raises `rerank.RerankerLoadError` with a clear message when the model cannot be loaded."""
+    """The configured reranker: a remote /v1/rerank server (RERANK_URL), else the in-process engine of
+    RERANK_BACKEND. Raises `rerank.RerankerLoadError` with a clear message when a model cannot be loaded."""
+    if settings.rerank_url:
+        from rerank.http import HttpReranker
+
+        return HttpReranker(
+            settings.rerank_url,
+            api_key=settings.rerank_api_key,
+            timeout=settings.rerank_timeout,
+            instruction_mode=settings.rerank_instruction_mode,
+        )
+    if settings.rerank_backend == "cross-encoder":
+        from rerank.cross_encoder import CrossEncoderReranker
+
+        return CrossEncoderReranker(settings.rerank_model, device=settings.rerank_device)
     from rerank import Qwen3Reranker
 
     return Qwen3Reranker(

@@ -32,6 +32,19 @@ class Settings(BaseSettings):
     rerank_max_length: int = Field(8192, ge=64)
     rerank_batch_tokens: int = Field(16384, ge=256, description="Token budget of one forward pass.")
     rerank_required: bool = Field(False, description="Fail instead of answering in retrieval order.")
+    rerank_backend: Literal["qwen3", "cross-encoder"] = Field(
+        "qwen3", description="In-process engine: Qwen3-Reranker, or a classic sentence-transformers cross-encoder."
+    )
+    rerank_url: str | None = Field(None, description="A /v1/rerank server (ragbot rerank-server, vLLM, infinity...).")
+    rerank_api_key: str | None = None
+    rerank_timeout: float = Field(30.0, gt=0, description="Seconds before a remote rerank request gives up.")
+    rerank_instruction_mode: Literal["auto", "query"] = Field(
+        "auto", description="How the instruction reaches a remote server: its `instruction` field, or in the query."
+    )
+    # `ragbot rerank-server`
+    rerank_queue_size: int = Field(256, ge=1, description="Requests waiting before the server answers 503.")
+    rerank_batch_wait_ms: float = Field(5.0, ge=0, description="How long a request waits for others to batch with.")
+    rerank_max_documents: int = Field(1000, ge=1, description="Most documents one request may send.")
 
     # --- answering -------------------------------------------------------------------------------
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = extractive.")
