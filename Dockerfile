@@ -10,6 +10,7 @@ COPY rerank rerank
 COPY store store
 COPY migrations migrations
 COPY admin admin
+COPY evaluation evaluation
 COPY sample_kb sample_kb
 RUN pip install -e .
 CMD ["ragbot", "demo"]

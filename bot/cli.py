@@ -218,6 +218,132 @@ def _serve(parts, host: str, port: int) -> None:
         service.close()
 
 
+@app.command("eval")
+def eval_command(
+    eval_set: Annotated[Path | None, typer.Argument(help="JSONL evaluation set (README: 'Evaluation')")] = None,
+    preset: Annotated[list[str] | None, typer.Option("--preset", help="Rerank with this preset (repeatable)")] = None,
+    instruction: Annotated[
+        list[str] | None, typer.Option("--instruction", help="Rerank with this instruction (repeatable)")
+    ] = None,
+    candidates_k: Annotated[int | None, typer.Option(help="Candidates retrieved per question")] = None,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Retrieval only")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
+    from_logs: Annotated[bool, typer.Option("--from-logs", help="Replay labeled questions from the log")] = False,
+    since: Annotated[str, typer.Option(help="With --from-logs: how far back, e.g. 7d, 12h")] = "7d",
+) -> None:
+    """Measure retrieval and reranking on labeled questions; compare presets or instructions."""
+    from evaluation.compare import compare
+    from evaluation.dataset import EvalSetError, load_eval_set
+    from evaluation.report import LABELS, render_html, to_json
+    from evaluation.runner import BASELINE, METRICS, evaluate, summarize
+
+    if (eval_set is None) == (not from_logs):
+        raise EvalSetError("Give an evaluation set (ragbot eval SET.jsonl) or --from-logs, not both or neither.")
+    items = load_eval_set(eval_set) if eval_set is not None else []
+    with _components() as parts:
+        pipeline = parts.pipeline
+        configs = _eval_configs(pipeline, preset or [], instruction or [], no_rerank)
+        reranker = None
+        if configs:
+            reranker = pipeline.reranker.get()
+            if reranker is None:
+                raise EvalRerankerError(pipeline.reranker.error)
+        default = pipeline.preset_for(None)
+        k = candidates_k or default.candidates_k
+        with Progress(
+            TextColumn("[bold]Evaluating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            if from_logs:
+                from evaluation.replay import logged_runs, parse_since
+
+                task = progress.add_task("eval", total=None)
+                with parts.sessions() as session:
+                    runs = logged_runs(
+                        session, parse_since(since), reranker, configs, lambda n: progress.update(task, completed=n)
+                    )
+                if not runs:
+                    raise EvalSetError(f"No labeled rankings in the last {since}: label candidates in the admin app.")
+            else:
+                task = progress.add_task("eval", total=len(items))
+
+                def own_instruction(item) -> str:
+                    return pipeline.preset_for(item.channel, item.preset).instruction
+
+                runs = evaluate(
+                    items,
+                    pipeline.retriever,
+                    reranker,
+                    configs,
+                    default.collection,
+                    k,
+                    own_instruction,
+                    lambda n: progress.update(task, completed=n),
+                )
+    summaries = summarize(runs)
+    names = [s.name for s in summaries]
+    comparisons = [compare(runs, BASELINE, name) for name in names[1:]]
+    if len(names) > 2:
+        comparisons.append(compare(runs, names[1], names[2]))
+    if as_json:
+        sys.stdout.write(json.dumps(to_json(summaries, comparisons, runs), ensure_ascii=False, indent=2) + "\n")
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{len(runs)} questions, {k if not from_logs else 'logged'} candidates each")
+        for column in ("configuration", *(LABELS[m] for m in METRICS), "rerank p50 ms", "rerank p95 ms"):
+            table.add_column(column, justify="left" if column == "configuration" else "right")
+        for s in summaries:
+            table.add_row(
+                escape(s.name),
+                *(f"{s.means[m]:.3f}" for m in METRICS),
+                f"{s.rerank_p50_ms:.0f}",
+                f"{s.rerank_p95_ms:.0f}",
+            )
+        out.print(table)
+        for c in comparisons:
+            out.print(
+                f"{escape(c.b)} vs {escape(c.a)}: {LABELS[c.metric]} {c.mean_difference:+.3f} "
+                f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}], {len(c.better)} better / {len(c.worse)} worse, "
+                f"sign test p={c.sign_test_p:.3g}"
+            )
+    if report is not None:
+        title = f"ragbot evaluation: {eval_set.name if eval_set else 'replay of labeled questions'}"
+        report.write_text(render_html(summaries, comparisons, runs, title), encoding="utf-8")
+        err.print(f"Report written to {report}")
+
+
+class EvalRerankerError(RuntimeError):
+    """Reranking configurations were asked for, but the reranker cannot be loaded."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(f"The reranker could not be loaded ({reason}); run with --no-rerank for retrieval only.")
+
+
+def _eval_configs(pipeline, presets: list[str], instructions: list[str], no_rerank: bool) -> list:
+    from evaluation.runner import EvalConfig
+
+    if no_rerank:
+        return []
+    configs = []
+    from evaluation.dataset import EvalSetError
+
+    for name in presets:
+        try:
+            snapshot = pipeline.preset_for(None, name)
+        except ValueError as exc:
+            raise EvalSetError(f"{exc}: see the presets in the admin app, or use --instruction TEXT") from exc
+        configs.append(EvalConfig(f"preset {name} v{snapshot.version}", snapshot.instruction))
+    for text in instructions:
+        configs.append(EvalConfig(f"instruction: {text[:50]}{'…' if len(text) > 50 else ''}", text))
+    return configs or [EvalConfig("rerank, each question's preset", per_question=True)]
+
+
 @app.command("rerank-server")
 def rerank_server(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -323,6 +449,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from admin.users import UserError
     from bot.pipeline import QuestionError, RerankRequiredError
     from bot.slack.app import SlackConfigError
+    from evaluation.dataset import EvalSetError
     from rerank import RerankerLoadError
     from retrieval.errors import RetrievalError
 
@@ -336,6 +463,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         AdminConfigError,
         UserError,
         pydantic.ValidationError,
+        EvalSetError,
+        EvalRerankerError,
     )
 
 

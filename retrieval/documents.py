@@ -53,6 +53,7 @@ class Candidate:
     text: str
     retrieval_rank: int
     retrieval_score: float
+    path: str = ""  # the ingested file, for matching evaluation labels that name files
 
     def passage(self) -> str:
         """The text a reranker judges: title and section first, as in the embedding."""

@@ -56,6 +56,7 @@ class Retriever:
                 text=str(hit.payload.get("text", "")),
                 retrieval_rank=rank,
                 retrieval_score=hit.score,
+                path=str(hit.payload.get("path", "")),
             )
             for rank, hit in enumerate(hits, start=1)
         ]

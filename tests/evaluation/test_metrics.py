@@ -1,0 +1,63 @@
+"""Every metric against hand-computed values on small fixed rankings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from evaluation.metrics import hit_at, mrr_at, ndcg_at, percentile, question_metrics, recall
+
+REL = {"a": 1, "b": 1}
+
+
+def test_hits_and_mrr() -> None:
+    ranked = ["x", "a", "y", "b"]
+    assert hit_at(ranked, REL, 1) == 0.0 and hit_at(ranked, REL, 3) == 1.0
+    assert mrr_at(ranked, REL, 10) == 0.5
+    assert mrr_at(["x", "y", "z", "a"], REL, 3) == 0.0  # first relevant at 4, outside k
+
+
+def test_ndcg_binary_hand_computed() -> None:
+    # relevant at ranks 2 and 4: DCG = 1/log2(3) + 1/log2(5); ideal = 1/log2(2) + 1/log2(3)
+    expected = (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
+    assert ndcg_at(["x", "a", "y", "b"], REL, 10) == pytest.approx(expected)
+    assert ndcg_at(["a", "b"], REL, 10) == pytest.approx(1.0)
+
+
+def test_ndcg_graded_relevance() -> None:
+    graded = {"a": 2, "b": 1}
+    # b first (gain 1), a second (gain 3): DCG = 1 + 3/log2(3); ideal: 3 + 1/log2(3)
+    expected = (1 + 3 / math.log2(3)) / (3 + 1 / math.log2(3))
+    assert ndcg_at(["b", "a"], graded, 10) == pytest.approx(expected)
+
+
+def test_a_document_counts_once_even_with_several_chunks() -> None:
+    # a, a, b: the second chunk of a adds nothing; DCG = 1 + 1/log2(4)
+    expected = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert ndcg_at(["a", "a", "b"], REL, 10) == pytest.approx(expected)
+
+
+def test_ties_keep_the_order_given_and_no_relevant_document_scores_zero() -> None:
+    assert question_metrics(["x", "y"], REL) == question_metrics(["x", "y"], REL)
+    metrics = question_metrics(["x", "y", None], REL)
+    assert (metrics.hit_at_1, metrics.hit_at_3, metrics.mrr_at_10, metrics.ndcg_at_10, metrics.recall) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    assert metrics.first_relevant_rank is None
+    empty = question_metrics(["a"], {})
+    assert empty.ndcg_at_10 == 0.0 and empty.recall == 0.0
+
+
+def test_recall_is_the_share_of_relevant_documents_found() -> None:
+    assert recall(["a", "x", "a"], {"a": 1, "b": 2, "c": 1}) == pytest.approx(1 / 3)
+
+
+def test_percentile_matches_numpy_linear() -> None:
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([10, 20, 30, 40, 50], 95) == pytest.approx(48.0)
+    assert percentile([], 50) == 0.0
