@@ -111,3 +111,27 @@ def test_sign_test_and_bootstrap_by_hand() -> None:
     assert low == high == 0.5
     low, high = bootstrap_ci([-1.0, 1.0] * 20)
     assert low < 0 < high
+
+
+def test_the_admin_label_export_is_an_evaluation_set(env: Path, components, tmp_path: Path) -> None:
+    from admin.rankings import label_lines, parse_filter
+
+    result = components.pipeline.ask("What is the API rate limit on the Business plan?", channel="C1")
+    with components.sessions.begin() as session:
+        first, second = session.scalars(
+            select(store.RankedCandidate).where(store.RankedCandidate.ranking_id == result.ranking_id).limit(2)
+        ).all()
+        session.add(
+            store.CandidateLabel(candidate_id=first.id, ranking_id=result.ranking_id, reviewer="r", relevant=True)
+        )
+        session.add(
+            store.CandidateLabel(candidate_id=second.id, ranking_id=result.ranking_id, reviewer="r", relevant=False)
+        )
+        expected_source = first.source
+    with components.sessions() as session:
+        exported = "".join(label_lines(session, parse_filter({})))
+    path = tmp_path / "labels.jsonl"
+    path.write_text(exported, encoding="utf-8")
+    [item] = load_eval_set(path)
+    assert item.question == "What is the API rate limit on the Business plan?" and item.channel == "C1"
+    assert item.relevance == {expected_source: 1.0}
