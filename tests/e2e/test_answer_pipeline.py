@@ -182,3 +182,25 @@ def test_llm_down_falls_back_to_an_extractive_answer_and_says_so(components) -> 
     assert "LLM could not answer" in result.note and re.search(r"\[\d\]", result.answer)
     with components.sessions() as session:
         assert "LLM could not answer" in session.get(store.RankingLog, result.ranking_id).error
+
+
+def test_a_remote_rerank_server_serves_the_pipeline(components, tiny_reranker: Path, monkeypatch) -> None:
+    """RERANK_URL: the bot reranks through `ragbot rerank-server`'s app over HTTP, same protocol, same scores."""
+    from bot.components import load_reranker
+    from rerank import DynamicBatcher, Qwen3Reranker
+    from rerank.server import create_rerank_app
+    from tests.rerank.test_server import RunningRerankServer
+
+    engine = Qwen3Reranker(str(tiny_reranker), device="cpu")
+    server = RunningRerankServer(create_rerank_app(lambda: DynamicBatcher(engine), "tiny"))
+    try:
+        components.settings.rerank_url = server.url
+        components.pipeline.reranker = type(components.pipeline.reranker)(lambda: load_reranker(components.settings))
+        remote = components.pipeline.ask("How do I set up SCIM provisioning?")
+        assert remote.rerank == "ok" and remote.reranker.startswith(server.url)
+        passages = [rc.candidate.passage() for rc in remote.candidates]
+        local = engine.score("How do I set up SCIM provisioning?", passages, remote.preset.instruction)
+        remote_scores = [rc.rerank_score for rc in remote.candidates]
+        assert remote_scores == pytest.approx(local, abs=1e-5)
+    finally:
+        server.stop()
