@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +88,21 @@ def client(admin_app) -> Iterator[AdminClient]:
         yield c
 
 
+@contextmanager
+def signed_in_clients(app: Any) -> Iterator[Callable[[str], AdminClient]]:
+    """A sign-in function: each call opens a client signed in as that user; all close at the end."""
+    with ExitStack() as stack:
+
+        def sign_in(name: str) -> AdminClient:
+            return stack.enter_context(AdminClient(app, headers={"accept": "text/html"})).login(name)
+
+        yield sign_in
+
+
 @pytest.fixture
 def as_user(admin_app) -> Iterator[Callable[[str], AdminClient]]:
-    clients: list[AdminClient] = []
-
-    def sign_in(name: str) -> AdminClient:
-        c = AdminClient(admin_app, headers={"accept": "text/html"})
-        c.__enter__()
-        clients.append(c)
-        return c.login(name)
-
-    yield sign_in
-    for c in clients:
-        c.__exit__(None, None, None)
+    with signed_in_clients(admin_app) as sign_in:
+        yield sign_in
 
 
 @pytest.fixture
@@ -116,14 +119,5 @@ def live(components) -> Iterator[Callable[[str], AdminClient]]:
     app = create_http_app(
         None, create_admin_app(components.sessions, lambda: components.pipeline, secret_key="test-secret")
     )
-    clients: list[AdminClient] = []
-
-    def sign_in(name: str) -> AdminClient:
-        c = AdminClient(app, headers={"accept": "text/html"})
-        c.__enter__()
-        clients.append(c)
-        return c.login(name)
-
-    yield sign_in
-    for c in clients:
-        c.__exit__(None, None, None)
+    with signed_in_clients(app) as sign_in:
+        yield sign_in
