@@ -38,8 +38,25 @@ def test_a_document_counts_once_even_with_several_chunks() -> None:
     assert ndcg_at(["a", "a", "b"], REL, 10) == pytest.approx(expected)
 
 
-def test_ties_keep_the_order_given_and_no_relevant_document_scores_zero() -> None:
-    assert question_metrics(["x", "y"], REL) == question_metrics(["x", "y"], REL)
+def test_tied_rerank_scores_keep_retrieval_order() -> None:
+    from evaluation.dataset import EvalItem
+    from evaluation.runner import BASELINE, EvalConfig, rank_candidates
+    from retrieval import Candidate
+
+    class Flat:
+        name = "flat"
+
+        def score(self, query, documents, instruction=None):
+            return [0.5, 0.9, 0.5, 0.5][: len(documents)]
+
+    candidates = [Candidate(f"p{i}", d, d, f"https://d/{d}", "", "t", i + 1, 0.1) for i, d in enumerate("xayb")]
+    run = rank_candidates(EvalItem("q", {"a": 1, "b": 1}), candidates, Flat(), [EvalConfig("flat", "i")])
+    assert run.by_config["flat"].order == [1, 0, 2, 3]  # a first, then the 0.5 ties in retrieval order x, y, b
+    assert run.by_config["flat"].metrics.hit_at_1 == 1.0
+    assert run.by_config[BASELINE].order == [0, 1, 2, 3] and run.by_config[BASELINE].metrics.mrr_at_10 == 0.5
+
+
+def test_no_relevant_document_scores_zero() -> None:
     metrics = question_metrics(["x", "y", None], REL)
     assert (metrics.hit_at_1, metrics.hit_at_3, metrics.mrr_at_10, metrics.ndcg_at_10, metrics.recall) == (
         0,
