@@ -196,7 +196,7 @@ class Qwen3Reranker:
     `dtype`: "auto" is bfloat16 on a GPU (float16 where it has no bfloat16) and float32 on the CPU; "float32",
     "bfloat16" or "float16" force one. The two "yes"/"no" logits are always computed in float32.
     On a CPU with bfloat16 matrix instructions (`cpu_bf16_support()`: AMX or AVX512-BF16), dtype="bfloat16"
-    (RERANK_DTYPE=bfloat16) scores 2.6-2.8x faster than float32 (bench/rerank_bench.py: Qwen3-0.6B shape,
+    (RERANK_DTYPE=bfloat16) scores 2.6-2.9x faster than float32 (bench/rerank_bench.py: Qwen3-0.6B shape,
     2 cores with AMX, 10 and 50 candidates), with scores within ~5e-3 of float32's. It is not the CPU
     default because rankings do not stay the same: on the tests' tiny model it swapped two documents whose
     float32 scores were 4.5e-4 apart, and on the full-size benchmark model (random weights crowd scores
