@@ -3,11 +3,13 @@ HTTP implementations. The `/v1/rerank` service (`rerank.server`) is a thin layer
 
 from rerank.base import DEFAULT_INSTRUCTION, Reranker, RerankerLoadError
 from rerank.batching import DynamicBatcher, QueueFull
+from rerank.cross_encoder import CrossEncoderReranker
 from rerank.http import HttpReranker, RerankerUnavailableError
 from rerank.qwen3 import Qwen3Reranker
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
+    "CrossEncoderReranker",
     "DynamicBatcher",
     "HttpReranker",
     "QueueFull",
