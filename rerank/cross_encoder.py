@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank.base import RerankerLoadError
+from rerank.loading import check_local_folder, looks_like_hub_id, short_error
 
 # A chat template that makes sentence-transformers' CrossEncoder score an original Qwen3-Reranker checkpoint
 # with the official recipe (the sentence-transformers packaging of the model ships an equivalent one): the
@@ -55,25 +56,8 @@ QWEN3_RERANKER_CHAT_TEMPLATE = (
 _POSITIVE_LABELS = ("relevant", "positive", "pos", "yes", "true", "entailment", "match", "label_1", "1")
 
 
-def _looks_like_hub_id(model: str) -> bool:
-    parts = model.split("/")
-    return (
-        len(parts) in (1, 2)
-        and all(parts)
-        and not model.startswith((".", "~"))
-        and not os.path.isabs(model)
-        and "\\" not in model
-    )
-
-
-def _short(exc: BaseException, limit: int = 160) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _load_error(model: str, reason: str, cause: BaseException | None = None) -> RerankerLoadError:
-    repo = model if _looks_like_hub_id(model) else "BAAI/bge-reranker-v2-m3"
+    repo = model if looks_like_hub_id(model) else "BAAI/bge-reranker-v2-m3"
     local = repo.rsplit("/", 1)[-1]
     hint = (
         f"Fix: on a machine with internet run `hf download {repo} --local-dir {local}` "
@@ -87,7 +71,7 @@ def _load_error(model: str, reason: str, cause: BaseException | None = None) -> 
 def _reason(model: str, exc: BaseException) -> str:
     path = Path(model).expanduser()
     if path.is_dir():
-        return f"the folder could not be read as a cross-encoder checkpoint ({_short(exc, 120)})"
+        return f"the folder could not be read as a cross-encoder checkpoint ({short_error(exc, 120)})"
     text = str(exc)
     if "gated" in text.lower() or "401" in text or "403" in text:
         return "the Hugging Face hub refused access (log in with `hf auth login`)"
@@ -97,23 +81,7 @@ def _reason(model: str, exc: BaseException) -> str:
         return "no such folder, and no such model on the Hugging Face hub"
     if isinstance(exc, OSError):
         return "not a local folder nor in the Hugging Face cache, and the hub could not be reached"
-    return _short(exc, 120)
-
-
-def _check_local_folder(model: str) -> None:
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise _load_error(
-                model, "the folder has no config.json (not a Hugging Face model folder)", FileNotFoundError(path)
-            )
-        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
-            raise _load_error(model, "the folder has no model weights (*.safetensors)", FileNotFoundError(path))
-        return
-    if path.exists():
-        raise _load_error(model, "it is a file, not a model folder", NotADirectoryError(path))
-    if not _looks_like_hub_id(model):
-        raise _load_error(model, "no such folder", FileNotFoundError(path))
+    return short_error(exc, 120)
 
 
 def _resolve_device(model: str, device: str) -> str:
@@ -183,10 +151,10 @@ class CrossEncoderReranker:
         try:
             self.score("warm-up", ["warm-up"])
         except Exception as exc:
-            raise _load_error(model, f"scoring a test pair failed ({_short(exc, 200)})", exc) from exc
+            raise _load_error(model, f"scoring a test pair failed ({short_error(exc, 200)})", exc) from exc
 
     def _load(self, model: str) -> Any:
-        _check_local_folder(model)
+        check_local_folder(model, _load_error)
         try:
             from sentence_transformers import CrossEncoder
         except ImportError as exc:  # pragma: no cover - a declared dependency

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rerank.base import DEFAULT_INSTRUCTION, RerankerLoadError
+from rerank.loading import check_local_folder, looks_like_hub_id, short_error
 
 if TYPE_CHECKING:
     import torch
@@ -67,22 +68,11 @@ def effective_instruction(instruction: str | None) -> str:
 
 
 def _fix_hint(model: str, suggest_default: bool = False) -> str:
-    repo = model if _looks_like_hub_id(model) and not suggest_default else DEFAULT_MODEL
+    repo = model if looks_like_hub_id(model) and not suggest_default else DEFAULT_MODEL
     local = repo.rsplit("/", 1)[-1]
     return (
         f"Fix: on a machine with internet run `hf download {repo} --local-dir {local}` "
         f"(or `huggingface-cli download`), copy the folder here, set RERANK_MODEL=/path/to/{local}."
-    )
-
-
-def _looks_like_hub_id(model: str) -> bool:
-    parts = model.split("/")
-    return (
-        len(parts) in (1, 2)
-        and all(parts)
-        and not model.startswith((".", "~"))
-        and not os.path.isabs(model)
-        and "\\" not in model
     )
 
 
@@ -93,29 +83,6 @@ def _load_error(
     err = RerankerLoadError(f"Cannot load reranker model {model!r}: {reason}. {hint}")
     err.__cause__ = cause
     return err
-
-
-def _short(exc: BaseException, limit: int = 160) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _check_local_folder(model: str) -> None:
-    """Clear reasons for the common local-folder mistakes, before transformers' longer errors."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise _load_error(
-                model, "the folder has no config.json (not a Hugging Face model folder)", FileNotFoundError(path)
-            )
-        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
-            raise _load_error(model, "the folder has no model weights (*.safetensors)", FileNotFoundError(path))
-        return
-    if path.exists():
-        raise _load_error(model, "it is a file, not a model folder", NotADirectoryError(path))
-    if not _looks_like_hub_id(model):
-        raise _load_error(model, "no such folder", FileNotFoundError(path))
 
 
 def _resolve_device(model: str, device: str) -> str:
@@ -293,7 +260,7 @@ class Qwen3Reranker:
         from packaging.version import Version
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        _check_local_folder(model)
+        check_local_folder(model, _load_error)
         try:
             config = AutoConfig.from_pretrained(model)
         except Exception as exc:
@@ -330,13 +297,13 @@ class Qwen3Reranker:
         try:
             lm = lm.to(self.device).eval()
         except Exception as exc:  # e.g. out of GPU memory
-            raise _load_error(model, f"moving it to {self.device} failed ({_short(exc)})", exc) from exc
+            raise _load_error(model, f"moving it to {self.device} failed ({short_error(exc)})", exc) from exc
         return tokenizer, lm
 
     @staticmethod
     def _hub_reason(model: str, exc: BaseException) -> str:
         if Path(model).expanduser().is_dir():
-            return f"the folder could not be read as a checkpoint ({_short(exc, 120)})"
+            return f"the folder could not be read as a checkpoint ({short_error(exc, 120)})"
         text = str(exc)
         if "not a valid model identifier" in text or "RepositoryNotFound" in type(exc).__name__:
             return "no such folder, and no such model on the Hugging Face hub"
@@ -346,7 +313,7 @@ class Qwen3Reranker:
             return "not a local folder nor in the Hugging Face cache, and HF_HUB_OFFLINE is set"
         if isinstance(exc, OSError):
             return "not a local folder nor in the Hugging Face cache, and the hub could not be reached"
-        return _short(exc, 120)
+        return short_error(exc, 120)
 
     # -- scoring -----------------------------------------------------------------------------------------
 
