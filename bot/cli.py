@@ -48,6 +48,10 @@ def _components():  # imported late: `ragbot --help` should not pay for torch
 def ingest(
     path: Annotated[Path, typer.Argument(help="A folder (searched recursively) or one file: .md .txt .html .pdf")],
     collection: Annotated[str | None, typer.Option(help="Collection to write to [default: RAGBOT_COLLECTION]")] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(help="Drop the collection and index everything again (after EMBED_MODEL or ragbot changes)"),
+    ] = False,
 ) -> None:
     """Ingest documents: new and changed files are (re)indexed, unchanged ones skipped, deleted ones removed."""
     from retrieval import ingest_path
@@ -85,6 +89,7 @@ def ingest(
                 chunk_tokens=parts.settings.chunk_tokens,
                 overlap_tokens=parts.settings.chunk_overlap_tokens,
                 progress=advance,
+                rebuild=rebuild,
             )
     out.print(
         f"[bold]Ingested {summary.files} files into '{summary.collection}'[/] in {summary.seconds:.1f} s: "
@@ -132,7 +137,8 @@ def _print_result(result) -> None:
         out.print(f"  [{c.n}] {escape(where)} — {escape(c.source)}  (rerank {score})")
     rerank = result.rerank if result.rerank == "ok" else f"[yellow]{escape(result.rerank)}[/]"
     out.print(
-        f"\npreset [bold]{escape(result.preset.name)}[/] v{result.preset.version} · rerank {rerank} · "
+        f"\npreset [bold]{escape(result.preset.name)}[/] v{result.preset.version} · "
+        f"retrieval {result.retrieval_mode} · rerank {rerank} · "
         f"answer {escape(result.answer_writer)} · ranking #{result.ranking_id}"
     )
     t = result.timings_ms
@@ -142,6 +148,8 @@ def _print_result(result) -> None:
             f"{stage} {t.get(stage, 0.0):.0f} ms" for stage in ("embed", "search", "rerank", "answer", "total")
         )
     )
+    if result.retrieval_note:
+        out.print(f"[yellow]retrieval: {escape(result.retrieval_note)}[/]")
 
 
 @app.command()

@@ -14,6 +14,7 @@ from bot.pipeline import Pipeline, RerankerSlot
 from bot.settings import Settings
 from rerank import Reranker
 from retrieval import Embedder, Index, Retriever, open_index
+from retrieval.fusion import embedder_languages
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,11 @@ class Components:
     def pipeline(self) -> Pipeline:
         return Pipeline(
             sessions=self.sessions,
-            retriever=Retriever(self.index, self.embedder),
+            retriever=Retriever(
+                self.index,
+                self.embedder,
+                dense_languages=embedder_languages(self.embedder.name, self.settings.embed_languages),
+            ),
             reranker=RerankerSlot(lambda: load_reranker(self.settings)),
             answer_writer=make_answer_writer(self.settings),
             default_collection=self.settings.ragbot_collection,

@@ -40,6 +40,7 @@ class PresetSnapshot:
     top_n: int
     min_score: float
     collection: str
+    retrieval_mode: str = "hybrid"
 
 
 @dataclass
@@ -74,6 +75,8 @@ class AskResult:
     note: str | None
     ranking_id: int | None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    retrieval_mode: str = "hybrid"  # the mode that ran (see `retrieval_note` when it is not the preset's)
+    retrieval_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `ragbot ask --json` contract."""
@@ -91,6 +94,7 @@ class AskResult:
                     "source": rc.candidate.source,
                     "retrieval_rank": rc.candidate.retrieval_rank,
                     "retrieval_score": rc.candidate.retrieval_score,
+                    **channel_fields(rc.candidate),
                     "rerank_rank": rc.rerank_rank,
                     "rerank_score": rc.rerank_score,
                     "used": rc.used,
@@ -105,7 +109,9 @@ class AskResult:
                 "top_n": self.preset.top_n,
                 "min_score": self.preset.min_score,
                 "collection": self.preset.collection,
+                "retrieval_mode": self.preset.retrieval_mode,
             },
+            "retrieval": {"mode": self.retrieval_mode, "note": self.retrieval_note},
             "rerank": self.rerank,
             "reranker": self.reranker,
             "answer_writer": self.answer_writer,
@@ -113,6 +119,16 @@ class AskResult:
             "ranking_id": self.ranking_id,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+
+def channel_fields(candidate: Candidate) -> dict[str, Any]:
+    """A candidate's rank and score in the dense and lexical channels (None where it was not among them)."""
+    return {
+        "dense_rank": candidate.dense_rank,
+        "dense_score": candidate.dense_score,
+        "lexical_rank": candidate.lexical_rank,
+        "lexical_score": candidate.lexical_score,
+    }
 
 
 class RerankerSlot:
@@ -182,6 +198,7 @@ class Pipeline:
                 top_n=row.top_n,
                 min_score=row.min_score,
                 collection=row.collection or self.default_collection,
+                retrieval_mode=row.retrieval_mode or "hybrid",
             )
 
     def ask(
@@ -205,20 +222,24 @@ class Pipeline:
         preset = self.preset_for(channel, preset_name)
         timings: dict[str, float] = {}
         try:
-            retrieved = self.retriever.search(question, preset.collection, preset.candidates_k)
+            retrieved = self.retriever.search(
+                question, preset.collection, preset.candidates_k, mode=preset.retrieval_mode
+            )
             timings.update(retrieved.timings_ms)
             ranked, rerank_status, reranker_name, timings["rerank"] = self._rerank(
                 question, retrieved.candidates, preset, required
             )
             t0 = time.perf_counter()
             result = self._answer(question, ranked, preset, rerank_status, reranker_name)
+            result.retrieval_mode, result.retrieval_note = retrieved.mode, retrieved.note
             timings["answer"] = (time.perf_counter() - t0) * 1000
         except Exception as exc:
             timings["total"] = (time.perf_counter() - started) * 1000
             exc.ranking_id = self._log_failure(question, channel, user, preset, exc, timings)  # type: ignore[attr-defined]
             raise
         timings["total"] = (time.perf_counter() - started) * 1000
-        result.timings_ms = {k: timings.get(k, 0.0) for k in ("embed", "search", "rerank", "answer", "total")}
+        stages = ("embed", "tokenize", "search", "rerank", "answer", "total")
+        result.timings_ms = {k: timings.get(k, 0.0) for k in stages}
         result.ranking_id = self._log(result, channel, user)
         return result
 
@@ -330,6 +351,7 @@ class Pipeline:
                 rerank_status=result.rerank,
                 reranker=result.reranker,
                 timings_ms=result.timings_ms,
+                retrieval_mode=result.retrieval_mode,
                 candidates=[
                     {
                         "point_id": rc.candidate.point_id,
@@ -340,6 +362,7 @@ class Pipeline:
                         "text": rc.candidate.text,
                         "retrieval_rank": rc.candidate.retrieval_rank,
                         "retrieval_score": rc.candidate.retrieval_score,
+                        **channel_fields(rc.candidate),
                         "rerank_rank": rc.rerank_rank,
                         "rerank_score": rc.rerank_score,
                         "used": rc.used,

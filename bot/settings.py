@@ -22,6 +22,11 @@ class Settings(BaseSettings):
         "", description="sentence-transformers model id or folder; empty = bundled all-MiniLM-L6-v2."
     )
     embed_device: str = Field("auto", description="Embedding device: auto, cpu or cuda.")
+    embed_languages: str = Field(
+        "auto",
+        description="Languages the embedder is trusted in for hybrid fusion: auto (known English-only models, "
+        "the bundled one among them, get 'english'; others all), all, or a list such as 'english,chinese'.",
+    )
     chunk_tokens: int = Field(300, ge=50, le=4000, description="Target chunk size in tokens (estimated).")
     chunk_overlap_tokens: int = Field(40, ge=0, le=1000, description="Tokens repeated between chunks.")
 

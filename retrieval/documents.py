@@ -51,9 +51,14 @@ class Candidate:
     source: str
     section: str
     text: str
-    retrieval_rank: int
+    retrieval_rank: int  # place in the retrieval ranking (the fused one in hybrid mode)
     retrieval_score: float
     path: str = ""  # the ingested file, for matching evaluation labels that name files
+    # Place in each channel's own ranking (None: not among that channel's top results, or channel not used).
+    dense_rank: int | None = None
+    dense_score: float | None = None
+    lexical_rank: int | None = None
+    lexical_score: float | None = None
 
     def passage(self) -> str:
         """The text a reranker judges: title and section first, as in the embedding."""

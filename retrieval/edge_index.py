@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -13,7 +14,16 @@ from typing import Any
 import qdrant_edge as qe
 
 from retrieval.errors import IndexLockedError, IndexUnavailableError
-from retrieval.index import DENSE_VECTOR, CollectionInfo, Hit, Index, IndexPoint
+from retrieval.index import (
+    DENSE_VECTOR,
+    LEXICAL_VECTOR,
+    CollectionInfo,
+    Hit,
+    Index,
+    IndexPoint,
+    SearchRequest,
+    explain_hits,
+)
 
 _KEYWORD_FIELDS = ("path", "doc_id", "source")
 _SCROLL_PAGE = 1000
@@ -40,18 +50,40 @@ class EdgeIndex(Index):
             return None
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         points = self._shard(collection).count(qe.CountRequest(exact=True))
-        return CollectionInfo(dimension=int(meta["dimension"]), embed_model=meta.get("embed_model"), points=points)
+        return CollectionInfo(
+            dimension=int(meta["dimension"]),
+            embed_model=meta.get("embed_model"),
+            points=points,
+            lexical_model=meta.get("lexical_model"),
+        )
 
-    def create_collection(self, collection: str, dimension: int, embed_model: str) -> None:
+    def create_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
         folder = self._dir(collection)
         folder.mkdir(parents=True, exist_ok=True)
-        config = qe.EdgeConfig(vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)})
+        config = qe.EdgeConfig(
+            vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+            sparse_vectors={LEXICAL_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
         shard = self._open(collection, lambda path: qe.EdgeShard.create(path, config))
         for field in _KEYWORD_FIELDS:
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
         shard.update(qe.UpdateOperation.create_field_index("chunk_index", qe.PayloadSchemaType.Integer))
-        meta = {"dimension": dimension, "embed_model": embed_model, "vector": DENSE_VECTOR}
+        meta = {
+            "dimension": dimension,
+            "embed_model": embed_model,
+            "vector": DENSE_VECTOR,
+            "lexical_vector": LEXICAL_VECTOR,
+            "lexical_model": lexical_model,
+        }
         (folder / "collection.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    def drop_collection(self, collection: str) -> None:
+        folder = self._dir(collection)
+        shard = self._shards.pop(collection, None)
+        if shard is not None:
+            shard.close()
+        if folder.exists():
+            shutil.rmtree(folder)
 
     # -- shards ------------------------------------------------------------------------------------
     def _shard(self, collection: str) -> qe.EdgeShard:
@@ -90,11 +122,7 @@ class EdgeIndex(Index):
     # -- points ------------------------------------------------------------------------------------
     def upsert(self, collection: str, points: Sequence[IndexPoint]) -> None:
         if points:
-            self._shard(collection).update(
-                qe.UpdateOperation.upsert_points(
-                    [qe.Point(p.id, {DENSE_VECTOR: list(map(float, p.vector))}, dict(p.payload)) for p in points]
-                )
-            )
+            self._shard(collection).update(qe.UpdateOperation.upsert_points([_point(p) for p in points]))
 
     def delete_file(self, collection: str, path: str, from_chunk: int = 0) -> None:
         conditions = [qe.FieldCondition("path", match=qe.MatchValue(path))]
@@ -110,17 +138,35 @@ class EdgeIndex(Index):
         )
         return [record.payload or {} for record in records], next_offset
 
-    def search(
-        self, collection: str, vector: Sequence[float], limit: int, filters: Mapping[str, Any] | None = None
-    ) -> list[Hit]:
-        conditions = [qe.FieldCondition(key, match=qe.MatchValue(value)) for key, value in (filters or {}).items()]
-        request = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(list(map(float, vector)), using=DENSE_VECTOR),
-            filter=qe.Filter(must=conditions) if conditions else None,
+    def query(self, collection: str, request: SearchRequest) -> list[Hit]:
+        conditions = [qe.FieldCondition(key, match=qe.MatchValue(v)) for key, v in (request.filters or {}).items()]
+        where = qe.Filter(must=conditions) if conditions else None
+        channels = _channel_queries(request)
+        shard = self._shard(collection)
+        if request.mode != "hybrid":
+            only = qe.QueryRequest(limit=request.limit, query=channels[request.mode], filter=where, with_payload=True)
+            return [_hit(p) for p in shard.query(only)]
+        depth = request.channel_depth()
+        fused = qe.QueryRequest(
+            limit=request.limit,
+            prefetches=[qe.Prefetch(depth, query=channels[name], filter=where) for name in ("dense", "lexical")],
+            query=_fusion(request),
             with_payload=True,
         )
-        return [Hit(str(p.id), float(p.score), p.payload or {}) for p in self._shard(collection).query(request)]
+        if not request.explain:
+            return [_hit(p) for p in shard.query(fused)]
+        # One planned batch: the fusion query and each channel's own list (for each hit's rank per channel).
+        per_channel = [
+            qe.QueryRequest(limit=depth, query=channels[name], filter=where) for name in ("dense", "lexical")
+        ]
+        fused_points, dense_points, lexical_points = shard.query_batch(qe.QueryBatchRequest([fused, *per_channel]))
+        return explain_hits(
+            [_hit(p) for p in fused_points],
+            {
+                "dense": [(str(p.id), float(p.score)) for p in dense_points],
+                "lexical": [(str(p.id), float(p.score)) for p in lexical_points],
+            },
+        )
 
     def finish_writes(self, collection: str) -> None:
         shard = self._shard(collection)
@@ -131,3 +177,31 @@ class EdgeIndex(Index):
         for shard in self._shards.values():
             shard.close()
         self._shards.clear()
+
+
+def _point(point: IndexPoint) -> qe.Point:
+    vectors: dict[str, Any] = {DENSE_VECTOR: list(map(float, point.vector))}
+    if point.sparse is not None:
+        vectors[LEXICAL_VECTOR] = qe.SparseVector(list(point.sparse.indices), list(point.sparse.values))
+    return qe.Point(point.id, vectors, dict(point.payload))
+
+
+def _channel_queries(request: SearchRequest) -> dict[str, Any]:
+    queries: dict[str, Any] = {}
+    if request.dense is not None:
+        queries["dense"] = qe.Query.Nearest(list(map(float, request.dense)), using=DENSE_VECTOR)
+    if request.lexical is not None:
+        sparse = qe.SparseVector(list(request.lexical.indices), list(request.lexical.values))
+        queries["lexical"] = qe.Query.Nearest(sparse, using=LEXICAL_VECTOR)
+    return queries
+
+
+def _fusion(request: SearchRequest) -> Any:
+    if request.fusion.method == "dbsf":
+        return qe.Fusion.Dbsf()
+    weights = list(request.fusion.weights) if request.fusion.weights else None
+    return qe.Fusion.Rrf(k=request.fusion.k, weights=weights)
+
+
+def _hit(point: qe.ScoredPoint) -> Hit:
+    return Hit(str(point.id), float(point.score), point.payload or {})

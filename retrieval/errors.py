@@ -27,3 +27,7 @@ class CollectionMismatchError(RetrievalError):
 
 class CollectionNotFoundError(RetrievalError):
     """The collection does not exist yet (nothing ingested)."""
+
+
+class LegacyCollectionError(RetrievalError):
+    """The collection has no lexical vector (or another lexical model's terms): it needs `ingest --rebuild`."""

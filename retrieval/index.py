@@ -9,12 +9,16 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from retrieval.errors import CollectionMismatchError
+from retrieval.errors import CollectionMismatchError, LegacyCollectionError
+from retrieval.lexical import SparseVector
 
 DENSE_VECTOR = "dense"
+LEXICAL_VECTOR = "lexical"
+RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
+RetrievalMode = Literal["dense", "lexical", "hybrid"]
 # Namespace for point ids: uuid5(path, chunk index) makes re-ingestion overwrite instead of duplicating.
 _POINT_NAMESPACE = uuid.UUID("6f1c3c9e-1b8e-4d0a-9a53-6a1f0b9d2c11")
 
@@ -28,6 +32,7 @@ class CollectionInfo:
     dimension: int
     embed_model: str | None
     points: int
+    lexical_model: str | None = None  # None: created before the lexical channel existed (dense only)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,41 @@ class IndexPoint:
     id: str
     vector: Sequence[float]
     payload: Mapping[str, Any]
+    sparse: SparseVector | None = None
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a hybrid query merges its two channels, inside Qdrant.
+
+    `rrf`: reciprocal rank fusion, sum of weight / (k + rank) over the channels; `weights` are (dense, lexical).
+    `dbsf`: distribution-based score fusion (each channel's scores normalised by their mean and spread, summed).
+    """
+
+    method: Literal["rrf", "dbsf"] = "rrf"
+    k: int = 60
+    weights: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    mode: RetrievalMode
+    limit: int
+    dense: Sequence[float] | None = None
+    lexical: SparseVector | None = None
+    fusion: Fusion = Fusion()
+    depth: int = 0  # how deep each channel looks before fusion; 0 means max(limit, 50)
+    filters: Mapping[str, Any] | None = None
+    explain: bool = True  # also return each hit's rank and score in each channel
+
+    def channel_depth(self) -> int:
+        return max(self.depth or max(self.limit, 50), self.limit)
+
+
+@dataclass(frozen=True)
+class ChannelHit:
+    rank: int  # 1-based within the channel
+    score: float
 
 
 @dataclass(frozen=True)
@@ -42,6 +82,24 @@ class Hit:
     id: str
     score: float
     payload: Mapping[str, Any]
+    channels: Mapping[str, ChannelHit] = field(default_factory=dict)  # "dense"/"lexical" -> place there
+
+
+def explain_hits(hits: list[Hit], channel_results: Mapping[str, Sequence[tuple[str, float]]]) -> list[Hit]:
+    """Attach each hit's rank and score in each channel's own result list (absent: not in that channel's depth)."""
+    places = {
+        channel: {point: ChannelHit(rank, score) for rank, (point, score) in enumerate(results, start=1)}
+        for channel, results in channel_results.items()
+    }
+    return [
+        Hit(
+            hit.id,
+            hit.score,
+            hit.payload,
+            {channel: found[hit.id] for channel, found in places.items() if hit.id in found},
+        )
+        for hit in hits
+    ]
 
 
 class Index(ABC):
@@ -54,7 +112,11 @@ class Index(ABC):
         """Vector size, embedding model and size of a collection, or None when it does not exist."""
 
     @abstractmethod
-    def create_collection(self, collection: str, dimension: int, embed_model: str) -> None: ...
+    def create_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
+        """A collection with a named dense vector and a named sparse vector with the IDF modifier."""
+
+    @abstractmethod
+    def drop_collection(self, collection: str) -> None: ...
 
     @abstractmethod
     def upsert(self, collection: str, points: Sequence[IndexPoint]) -> None: ...
@@ -81,10 +143,15 @@ class Index(ABC):
                 return hashes
 
     @abstractmethod
+    def query(self, collection: str, request: SearchRequest) -> list[Hit]:
+        """Best points first. `hybrid` is one Qdrant query: a prefetch per channel and a fusion query over them
+        (with `explain`, the two channel queries run in the same batch to report each hit's place in each)."""
+
     def search(
         self, collection: str, vector: Sequence[float], limit: int, filters: Mapping[str, Any] | None = None
     ) -> list[Hit]:
-        """Nearest points by the dense vector, best first, optionally with payload `field == value` filters."""
+        """Nearest points by the dense vector alone."""
+        return self.query(collection, SearchRequest("dense", limit, dense=vector, filters=filters, explain=False))
 
     def finish_writes(self, collection: str) -> None:  # noqa: B027 - optional hook
         """Persist and optimise after a batch of writes (builds the HNSW graph where the backend needs it)."""
@@ -92,13 +159,16 @@ class Index(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def ensure_collection(self, collection: str, dimension: int, embed_model: str) -> None:
-        """Create the collection, or check that it was built with this embedding model and vector size."""
+    def ensure_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
+        """Create the collection, or check that it was built with this embedding model, vector size and
+        lexical model (a collection from before the lexical channel must be rebuilt)."""
         info = self.collection_info(collection)
         if info is None:
-            self.create_collection(collection, dimension, embed_model)
+            self.create_collection(collection, dimension, embed_model, lexical_model)
             return
         check_compatible(collection, info, dimension, embed_model)
+        if info.lexical_model != lexical_model:
+            raise LegacyCollectionError(legacy_message(collection, info, lexical_model))
 
     def __enter__(self) -> Index:
         return self
@@ -116,3 +186,15 @@ def check_compatible(collection: str, info: CollectionInfo, dimension: int, embe
             f"{embed_model} ({dimension}-d). Set EMBED_MODEL back, or re-ingest into a new collection "
             f"(ragbot ingest DOCS --collection NEW) and point the preset at it."
         )
+
+
+def legacy_message(collection: str, info: CollectionInfo, lexical_model: str) -> str:
+    if info.lexical_model is None:
+        what = "was created before ragbot stored a lexical (BM25) vector beside the dense one"
+    else:
+        what = f"holds lexical terms of {info.lexical_model}, but this ragbot makes {lexical_model}"
+    return (
+        f"Collection {collection!r} {what}. Rebuild it from your documents: "
+        f"ragbot ingest DOCS_FOLDER --collection {collection} --rebuild "
+        "(until then, questions use dense retrieval only)."
+    )

@@ -17,6 +17,7 @@ from retrieval.chunking import CHUNKER_VERSION, chunk_document
 from retrieval.embedding import Embedder
 from retrieval.errors import DocumentLoadError, RetrievalError
 from retrieval.index import Index, IndexPoint, point_id
+from retrieval.lexical import LexicalEncoder
 from retrieval.loaders import SUPPORTED_SUFFIXES, load_document
 
 
@@ -64,14 +65,21 @@ def ingest_path(
     chunk_tokens: int = 300,
     overlap_tokens: int = 40,
     progress: Progress | None = None,
+    lexical: LexicalEncoder | None = None,
+    rebuild: bool = False,
 ) -> IngestSummary:
+    """`rebuild` drops the collection first (after a model change, or for a collection made before the lexical
+    channel); without it such a collection is refused with a message that says so."""
     started = time.perf_counter()
     root = root.resolve()
     if not root.exists():
         raise RetrievalError(f"No such file or folder: {root}")
+    lexical = lexical or LexicalEncoder()
     files = discover_files(root)
     summary = IngestSummary(collection=collection, files=len(files))
-    index.ensure_collection(collection, embedder.dimension, embedder.name)
+    if rebuild:
+        index.drop_collection(collection)
+    index.ensure_collection(collection, embedder.dimension, embedder.name, lexical.name)
     known = index.file_hashes(collection)
 
     for path in files:
@@ -81,7 +89,9 @@ def ingest_path(
             if known.get(key) == digest:
                 outcome = "unchanged"
             else:
-                written = _ingest_file(path, key, digest, index, embedder, collection, chunk_tokens, overlap_tokens)
+                written = _ingest_file(
+                    path, key, digest, index, embedder, lexical, collection, chunk_tokens, overlap_tokens
+                )
                 summary.chunks += written
                 outcome = "updated" if key in known else "added"
         except (DocumentLoadError, OSError) as exc:
@@ -112,6 +122,7 @@ def _ingest_file(
     digest: str,
     index: Index,
     embedder: Embedder,
+    lexical: LexicalEncoder,
     collection: str,
     chunk_tokens: int,
     overlap_tokens: int,
@@ -121,11 +132,14 @@ def _ingest_file(
     if document.source == str(path):
         document.source = key
     chunks = chunk_document(document, chunk_tokens, overlap_tokens)
-    vectors = embedder.encode([chunk.embedding_text() for chunk in chunks])
+    texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in both channels
+    vectors = embedder.encode(texts)
+    sparse = lexical.encode_documents(texts)
     points = [
         IndexPoint(
             id=point_id(key, chunk.chunk_index),
             vector=vector,
+            sparse=terms,
             payload={
                 "doc_id": chunk.doc_id,
                 "path": key,
@@ -138,7 +152,7 @@ def _ingest_file(
                 "file_hash": digest,
             },
         )
-        for chunk, vector in zip(chunks, vectors, strict=True)
+        for chunk, vector, terms in zip(chunks, vectors, sparse, strict=True)
     ]
     # Overwrite in place first, then drop the chunks past the new end: the file is never missing.
     index.upsert(collection, points)

@@ -9,7 +9,16 @@ from typing import Any, TypeVar
 from qdrant_client import QdrantClient, models
 
 from retrieval.errors import IndexUnavailableError
-from retrieval.index import DENSE_VECTOR, CollectionInfo, Hit, Index, IndexPoint
+from retrieval.index import (
+    DENSE_VECTOR,
+    LEXICAL_VECTOR,
+    CollectionInfo,
+    Hit,
+    Index,
+    IndexPoint,
+    SearchRequest,
+    explain_hits,
+)
 
 T = TypeVar("T")
 _UPSERT_BATCH = 256
@@ -57,15 +66,22 @@ class QdrantServerIndex(Index):
                 "created by ragbot. Use another collection name."
             )
         metadata = info.config.metadata or {}
+        sparse = info.config.params.sparse_vectors or {}
         points = self._call(lambda: self.client.count(collection, exact=True).count)
-        return CollectionInfo(dimension=params.size, embed_model=metadata.get("embed_model"), points=points)
+        return CollectionInfo(
+            dimension=params.size,
+            embed_model=metadata.get("embed_model"),
+            points=points,
+            lexical_model=metadata.get("lexical_model") if LEXICAL_VECTOR in sparse else None,
+        )
 
-    def create_collection(self, collection: str, dimension: int, embed_model: str) -> None:
+    def create_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
         self._call(
             lambda: self.client.create_collection(
                 collection,
                 vectors_config={DENSE_VECTOR: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
-                metadata={"embed_model": embed_model},
+                sparse_vectors_config={LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                metadata={"embed_model": embed_model, "lexical_model": lexical_model},
             )
         )
         with warnings.catch_warnings():  # local mode warns that payload indexes do nothing there
@@ -73,10 +89,13 @@ class QdrantServerIndex(Index):
             for name, schema in _PAYLOAD_INDEXES.items():
                 self._call(lambda n=name, s=schema: self.client.create_payload_index(collection, n, s))
 
+    def drop_collection(self, collection: str) -> None:
+        self._call(lambda: self.client.delete_collection(collection))
+
     def upsert(self, collection: str, points: Sequence[IndexPoint]) -> None:
         for start in range(0, len(points), _UPSERT_BATCH):
             batch = [
-                models.PointStruct(id=p.id, vector={DENSE_VECTOR: list(map(float, p.vector))}, payload=dict(p.payload))
+                models.PointStruct(id=p.id, vector=_vectors(p), payload=dict(p.payload))
                 for p in points[start : start + _UPSERT_BATCH]
             ]
             self._call(lambda b=batch: self.client.upsert(collection, b, wait=True))
@@ -96,24 +115,76 @@ class QdrantServerIndex(Index):
         )
         return [record.payload or {} for record in records], next_offset
 
-    def search(
-        self, collection: str, vector: Sequence[float], limit: int, filters: Mapping[str, Any] | None = None
-    ) -> list[Hit]:
+    def query(self, collection: str, request: SearchRequest) -> list[Hit]:
         conditions: list[models.Condition] = [
             models.FieldCondition(key=key, match=models.MatchValue(value=value))
-            for key, value in (filters or {}).items()
+            for key, value in (request.filters or {}).items()
         ]
-        response = self._call(
-            lambda: self.client.query_points(
-                collection,
-                query=list(map(float, vector)),
-                using=DENSE_VECTOR,
-                query_filter=models.Filter(must=conditions) if conditions else None,
-                limit=limit,
-                with_payload=True,
-            )
+        where = models.Filter(must=conditions) if conditions else None
+        channels = _channel_queries(request)
+        if request.mode != "hybrid":
+            query, using = channels[request.mode]
+            single = models.QueryRequest(query=query, using=using, filter=where, limit=request.limit, with_payload=True)
+            return [_hit(p) for p in self._batch(collection, [single])[0]]
+        depth = request.channel_depth()
+        fused = models.QueryRequest(
+            prefetch=[
+                models.Prefetch(query=query, using=using, filter=where, limit=depth)
+                for query, using in (channels["dense"], channels["lexical"])
+            ],
+            query=_fusion(request),
+            limit=request.limit,
+            with_payload=True,
         )
-        return [Hit(str(p.id), float(p.score), p.payload or {}) for p in response.points]
+        if not request.explain:
+            return [_hit(p) for p in self._batch(collection, [fused])[0]]
+        # One round trip: the fusion query and each channel's own list (for each hit's rank per channel).
+        per_channel = [
+            models.QueryRequest(query=query, using=using, filter=where, limit=depth, with_payload=False)
+            for query, using in (channels["dense"], channels["lexical"])
+        ]
+        fused_points, dense_points, lexical_points = self._batch(collection, [fused, *per_channel])
+        return explain_hits(
+            [_hit(p) for p in fused_points],
+            {
+                "dense": [(str(p.id), float(p.score)) for p in dense_points],
+                "lexical": [(str(p.id), float(p.score)) for p in lexical_points],
+            },
+        )
+
+    def _batch(self, collection: str, requests: list[models.QueryRequest]) -> list[list[models.ScoredPoint]]:
+        responses = self._call(lambda: self.client.query_batch_points(collection, requests))
+        return [response.points for response in responses]
 
     def close(self) -> None:
         self.client.close()
+
+
+def _vectors(point: IndexPoint) -> dict[str, Any]:
+    vectors: dict[str, Any] = {DENSE_VECTOR: list(map(float, point.vector))}
+    if point.sparse is not None:
+        vectors[LEXICAL_VECTOR] = models.SparseVector(
+            indices=list(point.sparse.indices), values=list(point.sparse.values)
+        )
+    return vectors
+
+
+def _channel_queries(request: SearchRequest) -> dict[str, tuple[Any, str]]:
+    queries: dict[str, tuple[Any, str]] = {}
+    if request.dense is not None:
+        queries["dense"] = (list(map(float, request.dense)), DENSE_VECTOR)
+    if request.lexical is not None:
+        sparse = models.SparseVector(indices=list(request.lexical.indices), values=list(request.lexical.values))
+        queries["lexical"] = (sparse, LEXICAL_VECTOR)
+    return queries
+
+
+def _fusion(request: SearchRequest) -> models.Query:
+    if request.fusion.method == "dbsf":
+        return models.FusionQuery(fusion=models.Fusion.DBSF)
+    weights = list(request.fusion.weights) if request.fusion.weights else None
+    return models.RrfQuery(rrf=models.Rrf(k=request.fusion.k, weights=weights))
+
+
+def _hit(point: models.ScoredPoint) -> Hit:
+    return Hit(str(point.id), float(point.score), point.payload or {})

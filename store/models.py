@@ -45,6 +45,9 @@ DEFAULT_INSTRUCTION = (
 )
 
 RANKING_STATUSES = ("ok", "no_answer", "error")
+# How a preset retrieves: the dense vector, the lexical (BM25) vector, or both fused (retrieval.index).
+RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
+DEFAULT_RETRIEVAL_MODE = "hybrid"
 
 
 def utcnow() -> datetime:
@@ -86,6 +89,7 @@ class Preset(Base):
     """A named reranking setup: the instruction given to the reranker and how many passages to keep."""
 
     __tablename__ = "presets"
+    __table_args__ = (CheckConstraint("retrieval_mode IN ('dense', 'lexical', 'hybrid')", name="retrieval_mode"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team: Mapped[str] = mapped_column(String, default=DEFAULT_TEAM, server_default=DEFAULT_TEAM)
@@ -96,6 +100,9 @@ class Preset(Base):
     min_score: Mapped[float] = mapped_column(default=0.0, server_default=text("0.0"))
     # None = use the default collection (settings.ragbot_collection).
     collection: Mapped[str | None] = mapped_column(String)
+    retrieval_mode: Mapped[str] = mapped_column(
+        String, default=DEFAULT_RETRIEVAL_MODE, server_default=DEFAULT_RETRIEVAL_MODE
+    )
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
@@ -151,6 +158,8 @@ class RankingLog(Base):
     rerank_status: Mapped[str] = mapped_column(String)
     reranker: Mapped[str | None] = mapped_column(String)
     timings_ms: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The mode that ran (None in logs written before the lexical channel existed).
+    retrieval_mode: Mapped[str | None] = mapped_column(String)
 
     preset: Mapped[Preset | None] = relationship()
     candidates: Mapped[list[RankedCandidate]] = relationship(
@@ -185,6 +194,11 @@ class RankedCandidate(Base):
     text: Mapped[str] = mapped_column(Text)
     retrieval_rank: Mapped[int] = mapped_column(Integer)  # 1-based
     retrieval_score: Mapped[float] = mapped_column()
+    # Place in each retrieval channel's own ranking; None when not among its results (or the channel did not run).
+    dense_rank: Mapped[int | None] = mapped_column(Integer)
+    dense_score: Mapped[float | None] = mapped_column()
+    lexical_rank: Mapped[int | None] = mapped_column(Integer)
+    lexical_score: Mapped[float | None] = mapped_column()
     rerank_rank: Mapped[int | None] = mapped_column(Integer)  # 1-based; None when reranking was skipped
     rerank_score: Mapped[float | None] = mapped_column()
     used: Mapped[bool] = mapped_column(default=False)
@@ -264,6 +278,9 @@ class PresetVersion(Base):
     top_n: Mapped[int] = mapped_column(Integer)
     min_score: Mapped[float] = mapped_column()
     collection: Mapped[str | None] = mapped_column(String)
+    retrieval_mode: Mapped[str] = mapped_column(
+        String, default=DEFAULT_RETRIEVAL_MODE, server_default=DEFAULT_RETRIEVAL_MODE
+    )
     author: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 

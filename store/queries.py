@@ -103,6 +103,7 @@ def record_ranking(
     reranker: str | None,
     timings_ms: dict[str, float],
     candidates: list[dict[str, Any]],
+    retrieval_mode: str | None = None,
 ) -> RankingLog:
     """Add one ranking and its candidates, and flush so ``.id`` is set. The caller commits.
 
@@ -126,6 +127,7 @@ def record_ranking(
         rerank_status=rerank_status,
         reranker=reranker,
         timings_ms={str(stage): float(ms) for stage, ms in timings_ms.items()},
+        retrieval_mode=retrieval_mode,
     )
     rows = [_candidate(i, fields) for i, fields in enumerate(candidates)]
     # Same order in memory as when loaded back (the relationship is ordered by retrieval_rank).

@@ -57,7 +57,7 @@ def test_ask_answers_with_citations_and_logs_the_whole_ranking(components, quest
     scores = [rc.rerank_score for rc in result.candidates]
     assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
     assert sum(rc.used for rc in result.candidates) == result.preset.top_n == 3
-    assert set(result.timings_ms) == {"embed", "search", "rerank", "answer", "total"}
+    assert set(result.timings_ms) == {"embed", "tokenize", "search", "rerank", "answer", "total"}
 
     with components.sessions() as session:
         log = session.get(store.RankingLog, result.ranking_id)
@@ -71,7 +71,7 @@ def test_ask_answers_with_citations_and_logs_the_whole_ranking(components, quest
             row = by_rank[rc.candidate.retrieval_rank]
             assert (row.rerank_rank, row.used, row.source) == (rc.rerank_rank, rc.used, rc.candidate.source)
             assert row.rerank_score == pytest.approx(rc.rerank_score)
-        assert set(log.timings_ms) == {"embed", "search", "rerank", "answer", "total"}
+        assert set(log.timings_ms) == {"embed", "tokenize", "search", "rerank", "answer", "total"}
 
 
 def test_json_contract(components) -> None:
@@ -87,7 +87,7 @@ def test_json_contract(components) -> None:
         "rerank_score",
         "used",
     }
-    assert set(data["timings_ms"]) == {"embed", "search", "rerank", "answer", "total"}
+    assert set(data["timings_ms"]) == {"embed", "tokenize", "search", "rerank", "answer", "total"}
     assert data["rerank"] == "ok" and isinstance(data["ranking_id"], int)
 
 

@@ -58,7 +58,7 @@ def test_ingest_then_search_returns_ranked_candidates_with_payload(index, embedd
     assert [c.retrieval_rank for c in result.candidates] == [1, 2, 3]
     scores = [c.retrieval_score for c in result.candidates]
     assert scores == sorted(scores, reverse=True)
-    assert set(result.timings_ms) == {"embed", "search"}
+    assert set(result.timings_ms) == {"embed", "tokenize", "search"}
     # a source without a URL is the file's path
     paths = {c.source for c in Retriever(index, embedder).search("API requests per minute", "kb", 4).candidates}
     assert (docs / "notes.txt").resolve().as_posix() in paths
@@ -115,7 +115,7 @@ def test_search_filters_on_payload(index, embedder, docs: Path) -> None:
 def test_missing_collection_and_model_mismatch_are_clear_errors(index, embedder, docs: Path) -> None:
     with pytest.raises(CollectionNotFoundError, match="ragbot ingest"):
         Retriever(index, embedder).search("anything", "nothing-here", 5)
-    index.create_collection("small", 8, "some/other-model")
+    index.create_collection("small", 8, "some/other-model", "some-lexical-model")
     index.upsert("small", [IndexPoint(point_id("x", 0), [0.1] * 8, {"path": "x", "text": "x"})])
     with pytest.raises(CollectionMismatchError, match="some/other-model"):
         Retriever(index, embedder).search("anything", "small", 5)

@@ -46,7 +46,7 @@ TABLES = {
     "preset_versions",
     "candidate_labels",
 }
-HEAD = "0003"
+HEAD = "0004"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -239,7 +239,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -146,10 +146,13 @@ def test_deleting_a_preset_keeps_logs_and_drops_bindings(session: Session) -> No
 def test_record_ranking_round_trips(migrated: Engine) -> None:
     factory = session_factory(migrated)
     given = [
-        candidate(3, rerank_rank=1, rerank_score=0.91, used=True, citation=1),
-        candidate(1, rerank_rank=3, rerank_score=0.12),
-        candidate(2, rerank_rank=2, rerank_score=0.55, used=True, citation=2),
+        candidate(3, rerank_rank=1, rerank_score=0.91, used=True, citation=1, dense_rank=5, dense_score=0.41),
+        candidate(1, rerank_rank=3, rerank_score=0.12, dense_rank=1, dense_score=0.62, lexical_rank=2),
+        candidate(2, rerank_rank=2, rerank_score=0.55, used=True, citation=2, lexical_rank=1, lexical_score=7.5),
     ]
+    for c in given:  # every column round-trips: fill the per-channel fields the helper leaves out
+        for key in ("dense_rank", "dense_score", "lexical_rank", "lexical_score"):
+            c.setdefault(key, None)
     timings = {"embed": 1.5, "retrieve": 12.25, "rerank": 80.0, "answer": 310.125}
     before = datetime.now(timezone.utc) - timedelta(seconds=5)
     with factory() as session:
@@ -166,6 +169,7 @@ def test_record_ranking_round_trips(migrated: Engine) -> None:
             rerank_status="ok",
             reranker="Qwen/Qwen3-Reranker-0.6B",
             timings_ms=timings,
+            retrieval_mode="hybrid",
             candidates=given,
         )
         assert log.id is not None  # flushed, not committed
@@ -186,6 +190,7 @@ def test_record_ranking_round_trips(migrated: Engine) -> None:
         assert (stored.status, stored.error) == ("ok", None)
         assert (stored.rerank_status, stored.reranker) == ("ok", "Qwen/Qwen3-Reranker-0.6B")
         assert stored.timings_ms == timings
+        assert stored.retrieval_mode == "hybrid"
         assert stored.created_at.tzinfo is not None and stored.created_at.utcoffset() == timedelta(0)
         assert before <= stored.created_at <= datetime.now(timezone.utc) + timedelta(seconds=5)
 
