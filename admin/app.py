@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from admin.deps import CurrentUser, LoginRequired, csrf_protect, csrf_token
+from admin.presets import RETRIEVAL_LABELS
 from admin.security import LoginLimiter
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["csrf_token"] = csrf_token
+templates.env.globals["retrieval_labels"] = RETRIEVAL_LABELS
 
 
 class AdminConfigError(ValueError):

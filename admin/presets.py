@@ -10,12 +10,14 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store import ChannelBinding, Preset, PresetVersion, RankingLog
+from store.models import DEFAULT_RETRIEVAL_MODE, RETRIEVAL_MODES
 
 MAX_INSTRUCTION_CHARS = 1000
 CANDIDATES_K = (1, 200)
@@ -24,7 +26,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{8,}$")
 SNIPPET_CHARS = 240
 # The preset fields a version records; a change to any of them makes a new version.
-VERSIONED = ("instruction", "candidates_k", "top_n", "min_score", "collection")
+VERSIONED = ("instruction", "candidates_k", "top_n", "min_score", "collection", "retrieval_mode")
+# The retrieval modes as the preset form offers them, the default first.
+RETRIEVAL_LABELS = {
+    "hybrid": "hybrid — dense + lexical fused",
+    "dense": "dense — embeddings only",
+    "lexical": "lexical — BM25 keywords only",
+}
 
 
 class FormErrors(ValueError):
@@ -50,6 +58,7 @@ class PresetForm:
     top_n: str = "3"
     min_score: str = "0"
     collection: str = ""
+    retrieval_mode: str = DEFAULT_RETRIEVAL_MODE
 
     @classmethod
     def from_preset(cls, preset: Preset | PresetVersion) -> PresetForm:
@@ -61,6 +70,7 @@ class PresetForm:
             top_n=str(preset.top_n),
             min_score=str(float(preset.min_score)),  # round-trips exactly: no false changes
             collection=preset.collection or "",
+            retrieval_mode=preset.retrieval_mode or DEFAULT_RETRIEVAL_MODE,
         )
 
     def validate(self, *, new: bool) -> tuple[dict[str, Any], dict[str, str]]:
@@ -96,6 +106,10 @@ class PresetForm:
         if collection and not NAME_RE.match(collection):
             errors["collection"] = "Letters, digits, - or _ (up to 64), or empty for the default collection."
         values["collection"] = collection or None
+        mode = self.retrieval_mode.strip()
+        if mode not in RETRIEVAL_MODES:
+            errors["retrieval_mode"] = f"One of {', '.join(RETRIEVAL_LABELS)}."
+        values["retrieval_mode"] = mode
         return values, errors
 
 
@@ -250,14 +264,31 @@ class RankedPassage:
     title: str
     section: str
     snippet: str
-    retrieval_rank: int
-    moved: int = 0  # in the draft ranking: places gained (+) or lost (-) against the saved one
+    point_id: str
+    retrieval_rank: int  # fused rank in hybrid mode
+    dense_rank: int | None = None  # None: not among that channel's results (or the channel did not run)
+    dense_score: float | None = None
+    lexical_rank: int | None = None
+    lexical_score: float | None = None
+    # In the draft ranking: places gained (+) or lost (-) against the saved one; None: the saved preset did not
+    # retrieve this passage (the draft's retrieval mode differs).
+    moved: int | None = 0
 
 
 @dataclass
 class CompareRow:
-    saved: RankedPassage
-    draft: RankedPassage
+    """Row i: the i-th passage of each ranking; None where one ranking is shorter (other retrieval mode)."""
+
+    saved: RankedPassage | None
+    draft: RankedPassage | None
+
+
+@dataclass
+class Comparison:
+    rows: list[CompareRow]
+    saved_mode: str  # the retrieval modes that ran (they fall back to dense on a collection without keywords)
+    draft_mode: str
+    notes: list[str]  # why a mode fell back
 
 
 def _snippet(text: str) -> str:
@@ -265,9 +296,32 @@ def _snippet(text: str) -> str:
     return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"
 
 
-def compare(pipeline: Any, preset: Preset, draft_instruction: str, question: str) -> list[CompareRow]:
-    """Retrieve the preset's candidates once, rerank them with the saved instruction and with the draft, and
-    return both rankings side by side (row i: the i-th passage of each). CompareError when it cannot run."""
+def _ranking(candidates: list[Any], scores: list[float]) -> list[RankedPassage]:
+    """The candidates best score first; ties keep retrieval order."""
+    from bot.pipeline import channel_fields
+
+    order = sorted(range(len(candidates)), key=lambda i: -scores[i])
+    return [
+        RankedPassage(
+            rank=rank,
+            score=float(scores[i]),
+            title=candidates[i].title,
+            section=candidates[i].section,
+            snippet=_snippet(candidates[i].text),
+            point_id=candidates[i].point_id,
+            retrieval_rank=candidates[i].retrieval_rank,
+            **channel_fields(candidates[i]),
+        )
+        for rank, i in enumerate(order, start=1)
+    ]
+
+
+def compare(
+    pipeline: Any, preset: Preset, draft_instruction: str, question: str, draft_mode: str | None = None
+) -> Comparison:
+    """Retrieve the preset's candidates, rerank them with the saved instruction and with the draft, and return
+    both rankings side by side. The draft retrieves again only when `draft_mode` (None: the preset's) differs
+    from the saved retrieval mode. CompareError when it cannot run."""
     from bot.pipeline import QuestionError, first_sentence, validate_question
     from rerank import DEFAULT_INSTRUCTION
     from retrieval.errors import RetrievalError
@@ -286,35 +340,32 @@ def compare(pipeline: Any, preset: Preset, draft_instruction: str, question: str
             "so there are no scores to compare. Fix RERANK_MODEL and restart ragbot."
         )
     collection = preset.collection or pipeline.default_collection
+    saved_mode = preset.retrieval_mode or DEFAULT_RETRIEVAL_MODE
+    draft_mode = draft_mode or saved_mode
     try:
-        candidates = pipeline.retriever.search(question, collection, preset.candidates_k).candidates
+        saved_run = pipeline.retriever.search(question, collection, preset.candidates_k, mode=saved_mode)
+        draft_run = (
+            saved_run
+            if draft_mode == saved_mode
+            else pipeline.retriever.search(question, collection, preset.candidates_k, mode=draft_mode)
+        )
     except RetrievalError as exc:
         raise CompareError(f"Retrieval from collection {collection!r} failed: {exc}") from exc
-    if not candidates:
-        return []
-    passages = [c.passage() for c in candidates]
+
+    def scores(candidates: list[Any], instruction: str) -> list[float]:
+        return reranker.score(question, [c.passage() for c in candidates], instruction) if candidates else []
+
     try:
-        saved_scores = reranker.score(question, passages, preset.instruction.strip() or DEFAULT_INSTRUCTION)
-        draft_scores = reranker.score(question, passages, draft)
+        saved_scores = scores(saved_run.candidates, preset.instruction.strip() or DEFAULT_INSTRUCTION)
+        draft_scores = scores(draft_run.candidates, draft)
     except Exception as exc:  # a broken model must not take the editor down
         raise CompareError(f"The reranker failed: {type(exc).__name__}: {exc}") from exc
 
-    def ranking(scores: list[float]) -> list[RankedPassage]:
-        order = sorted(range(len(candidates)), key=lambda i: -scores[i])  # stable: ties keep retrieval order
-        return [
-            RankedPassage(
-                rank=rank,
-                score=float(scores[i]),
-                title=candidates[i].title,
-                section=candidates[i].section,
-                snippet=_snippet(candidates[i].text),
-                retrieval_rank=candidates[i].retrieval_rank,
-            )
-            for rank, i in enumerate(order, start=1)
-        ]
-
-    saved, drafted = ranking(saved_scores), ranking(draft_scores)
-    saved_rank = {p.retrieval_rank: p.rank for p in saved}
+    saved = _ranking(saved_run.candidates, saved_scores)
+    drafted = _ranking(draft_run.candidates, draft_scores)
+    saved_rank = {p.point_id: p.rank for p in saved}
     for p in drafted:
-        p.moved = saved_rank[p.retrieval_rank] - p.rank
-    return [CompareRow(s, d) for s, d in zip(saved, drafted, strict=True)]
+        p.moved = saved_rank[p.point_id] - p.rank if p.point_id in saved_rank else None
+    notes = list(dict.fromkeys(run.note for run in (saved_run, draft_run) if run.note))
+    rows = [CompareRow(s, d) for s, d in zip_longest(saved, drafted)]
+    return Comparison(rows, saved_run.mode, draft_run.mode, notes)

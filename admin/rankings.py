@@ -42,6 +42,12 @@ CSV_HEADER = (
     "section",
     "source",
     "text",
+    # Appended with hybrid retrieval; the columns above keep their order for the tools that read them.
+    "retrieval_mode",
+    "dense_rank",
+    "dense_score",
+    "lexical_rank",
+    "lexical_score",
 )
 
 
@@ -268,6 +274,11 @@ def csv_chunks(session: Session, filters: RankingFilter, batch: int = BATCH) -> 
             c.section,
             c.source,
             c.text,
+            RankingLog.retrieval_mode,
+            c.dense_rank,
+            c.dense_score,
+            c.lexical_rank,
+            c.lexical_score,
         )
         .join(c, c.ranking_id == RankingLog.id)
         .where(*filters.conditions())

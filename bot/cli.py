@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -226,6 +227,12 @@ def _serve(parts, host: str, port: int) -> None:
         service.close()
 
 
+class RetrievalModeOption(str, Enum):
+    dense = "dense"
+    lexical = "lexical"
+    hybrid = "hybrid"
+
+
 @app.command("eval")
 def eval_command(
     eval_set: Annotated[Path | None, typer.Argument(help="JSONL evaluation set (README: 'Evaluation')")] = None,
@@ -235,6 +242,10 @@ def eval_command(
     ] = None,
     candidates_k: Annotated[int | None, typer.Option(help="Candidates retrieved per question")] = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Retrieval only")] = False,
+    retrieval: Annotated[
+        RetrievalModeOption | None,
+        typer.Option(help="Retrieval mode [default: the default preset's, normally hybrid]"),
+    ] = None,
     report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
     from_logs: Annotated[bool, typer.Option("--from-logs", help="Replay labeled questions from the log")] = False,
@@ -292,6 +303,7 @@ def eval_command(
                     k,
                     own_instruction,
                     lambda n: progress.update(task, completed=n),
+                    mode=retrieval.value if retrieval else default.retrieval_mode,
                 )
     summaries = summarize(runs)
     names = [s.name for s in summaries]
@@ -303,7 +315,8 @@ def eval_command(
     else:
         from rich.table import Table
 
-        table = Table(title=f"{len(runs)} questions, {k if not from_logs else 'logged'} candidates each")
+        mode = "" if from_logs else f", {retrieval.value if retrieval else default.retrieval_mode} retrieval"
+        table = Table(title=f"{len(runs)} questions, {k if not from_logs else 'logged'} candidates each{mode}")
         for column in ("configuration", *(LABELS[m] for m in METRICS), "rerank p50 ms", "rerank p95 ms"):
             table.add_column(column, justify="left" if column == "configuration" else "right")
         for s in summaries:

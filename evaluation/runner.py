@@ -89,11 +89,13 @@ def evaluate(
     candidates_k: int,
     instruction_for: Callable[[EvalItem], str] | None = None,
     progress: Callable[[int], None] | None = None,
+    mode: str = "hybrid",
 ) -> list[QuestionRun]:
-    """`instruction_for` gives a question's own preset instruction (for `per_question` configurations)."""
+    """`instruction_for` gives a question's own preset instruction (for `per_question` configurations);
+    `mode` is the retrieval mode (dense, lexical or hybrid)."""
     runs = []
     for number, item in enumerate(items, start=1):
-        candidates = retriever.search(item.question, collection, candidates_k).candidates
+        candidates = retriever.search(item.question, collection, candidates_k, mode=mode).candidates
         runs.append(rank_candidates(item, candidates, reranker, configs, instruction_for))
         if progress:
             progress(number)

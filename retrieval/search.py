@@ -26,6 +26,7 @@ from retrieval.index import (
 from retrieval.lexical import LexicalEncoder
 
 log = logging.getLogger(__name__)
+_RECHECK_LEGACY_S = 60.0
 
 
 @dataclass
@@ -48,12 +49,14 @@ class Retriever:
         self.embedder = embedder
         self.lexical = lexical or LexicalEncoder()
         self.dense_languages = dense_languages or embedder_languages(embedder.name)
-        self._collections: dict[str, CollectionInfo] = {}
+        self._collections: dict[str, tuple[CollectionInfo, float]] = {}  # info, when to look again
 
     def _collection(self, collection: str) -> CollectionInfo:
-        info = self._collections.get(collection)
-        if info is not None:
-            return info
+        """The collection's info, checked once; a collection without the current lexical vector is looked at
+        again after a minute, so a running bot notices `ingest --rebuild` done by another process."""
+        cached = self._collections.get(collection)
+        if cached is not None and (cached[0].lexical_model == self.lexical.name or time.monotonic() < cached[1]):
+            return cached[0]
         info = self.index.collection_info(collection)
         if info is None or info.points == 0:
             raise CollectionNotFoundError(
@@ -61,9 +64,9 @@ class Retriever:
                 f"Ingest documents first: ragbot ingest DOCS_FOLDER --collection {collection}"
             )
         check_compatible(collection, info, self.embedder.dimension, self.embedder.name)
-        if info.lexical_model != self.lexical.name:
+        if info.lexical_model != self.lexical.name and cached is None:
             log.warning(legacy_message(collection, info, self.lexical.name))
-        self._collections[collection] = info
+        self._collections[collection] = (info, time.monotonic() + _RECHECK_LEGACY_S)
         return info
 
     def search(

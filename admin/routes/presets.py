@@ -34,6 +34,7 @@ from admin.presets import (
     versions,
     word_diff,
 )
+from store.models import DEFAULT_RETRIEVAL_MODE
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -66,6 +67,20 @@ def _editable(session: Session, preset_id: int, user: CurrentUser) -> store.Pres
 def _done(request: Request, preset: store.Preset, notice: str) -> Response:
     url = request.url_for("preset_page", preset_id=preset.id).include_query_params(done=notice)
     return RedirectResponse(url, status_code=303)
+
+
+def _draft(
+    preset: store.Preset,
+    instruction: str,
+    candidates_k: str,
+    top_n: str,
+    min_score: str,
+    collection: str,
+    retrieval_mode: str,
+) -> PresetForm:
+    """The edit form of `preset` as sent; a form without a retrieval mode keeps the preset's."""
+    mode = retrieval_mode or preset.retrieval_mode
+    return PresetForm(preset.name, preset.team, instruction, candidates_k, top_n, min_score, collection, mode)
 
 
 def _teams(session: Session) -> list[str]:
@@ -125,12 +140,14 @@ def preset_create(
     top_n: str = Form(""),
     min_score: str = Form(""),
     collection: str = Form(""),
+    retrieval_mode: str = Form(""),
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
     if not user.is_admin:  # a team admin creates presets for their own team only, whatever the form says
         team = user.team or ""
-    form = PresetForm(name, team, instruction, candidates_k, top_n, min_score, collection)
+    mode = retrieval_mode or DEFAULT_RETRIEVAL_MODE  # a form without the field (a script): the default mode
+    form = PresetForm(name, team, instruction, candidates_k, top_n, min_score, collection, mode)
     try:
         preset = create_preset(session, form, user.name)
         session.commit()
@@ -161,13 +178,14 @@ def preset_save(
     top_n: str = Form(""),
     min_score: str = Form(""),
     collection: str = Form(""),
+    retrieval_mode: str = Form(""),
     base_version: str = Form(""),
     question: str = Form(""),
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
     preset = _editable(session, preset_id, user)
-    form = PresetForm(preset.name, preset.team, instruction, candidates_k, top_n, min_score, collection)
+    form = _draft(preset, instruction, candidates_k, top_n, min_score, collection, retrieval_mode)
     if base_version.strip() and base_version.strip() != str(preset.version):
         message = (
             f"Someone saved v{preset.version} while you were editing v{base_version.strip()}. Your draft is kept "
@@ -197,6 +215,7 @@ def preset_compare(
     top_n: str = Form(""),
     min_score: str = Form(""),
     collection: str = Form(""),
+    retrieval_mode: str = Form(""),
     question: str = Form(""),
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
@@ -205,10 +224,10 @@ def preset_compare(
     from bot.pipeline import QuestionError, validate_question
 
     preset = _editable(session, preset_id, user)
-    form = PresetForm(preset.name, preset.team, instruction, candidates_k, top_n, min_score, collection)
+    form = _draft(preset, instruction, candidates_k, top_n, min_score, collection, retrieval_mode)
     page = {"form": form, "question": question}
     _, form_errors = form.validate(new=False)
-    errors = {k: v for k, v in form_errors.items() if k == "instruction"}
+    errors = {k: v for k, v in form_errors.items() if k in ("instruction", "retrieval_mode")}
     if not question.strip():
         errors["question"] = "Type a question to see how the draft ranks its passages."
     else:
@@ -226,10 +245,10 @@ def preset_compare(
             request, user, session, preset, 503, compare_error=f"The pipeline could not start: {exc}", **page
         )
     try:
-        rows = compare(pipeline, preset, instruction, question)
+        comparison = compare(pipeline, preset, instruction, question, form.retrieval_mode)
     except CompareError as exc:
         return _edit_page(request, user, session, preset, 503, compare_error=str(exc), **page)
-    return _edit_page(request, user, session, preset, comparison=rows, **page)
+    return _edit_page(request, user, session, preset, comparison=comparison, **page)
 
 
 def _version_page(
