@@ -58,7 +58,7 @@ class Config:
     name: str
     mode: str
     fusion: Callable[[str], Fusion] | None = None  # question -> fusion (None: the default policy)
-    lexical: str = "default"  # "default" or "per-script"
+    lexical: str = "default"  # "default", "per-script" or "bigrams"
 
 
 def eval_sets(data: Path) -> list[EvalSet]:
@@ -91,15 +91,15 @@ def configs(sweep: bool, dense_languages: frozenset[str]) -> list[Config]:
     extra = [
         Config("lexical per-script", "lexical", lexical="per-script"),
         Config("hybrid * per-script", "hybrid", lambda q: hybrid_fusion(q, dense_languages), lexical="per-script"),
+        Config("lexical +bigrams", "lexical", lexical="bigrams"),
+        Config("hybrid * +bigrams", "hybrid", lambda q: hybrid_fusion(q, dense_languages), lexical="bigrams"),
     ]
-    for dense_weight in (0.1, 0.2, 0.3, 0.5, 0.7):
-        extra.append(Config(f"hybrid rrf {dense_weight}:1", "hybrid", fixed(Fusion("rrf", 60, (dense_weight, 1.0)))))
-    for lexical_weight in (0.3, 0.5, 0.7):
-        extra.append(
-            Config(f"hybrid rrf 1:{lexical_weight}", "hybrid", fixed(Fusion("rrf", 60, (1.0, lexical_weight))))
-        )
-    for k in (10, 30):
-        extra.append(Config(f"hybrid rrf 1:1 k={k}", "hybrid", fixed(Fusion("rrf", k, (1.0, 1.0)))))
+    # Qdrant's weighted RRF: sum over channels of 1 / (k - 1 + rank / weight), rank 1-based; a weight below 1
+    # stretches that channel's ranks (its later hits fade faster), so k and the weights act together.
+    for k in (2, 10, 60):
+        for weights in ((1.0, 1.0), (0.2, 1.0), (0.05, 1.0), (0.01, 1.0), (1.0, 0.2), (1.0, 0.05), (1.0, 0.01)):
+            name = f"hybrid rrf k={k} {weights[0]:g}:{weights[1]:g}"
+            extra.append(Config(name, "hybrid", fixed(Fusion("rrf", k, weights))))
     return main + extra
 
 
@@ -123,11 +123,21 @@ def score(retriever: Retriever, collection: str, items: Sequence[EvalItem], conf
 
 
 class CachedEmbedder(Embedder):
-    """Embeds each text once per run: the tokenizer variants re-ingest the same chunks."""
+    """Embeds each text once: the tokenizer variants re-ingest the same chunks, and runs after the first reuse
+    the vectors saved in the data folder (keyed by model and text)."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, cache_file: Path) -> None:
         super().__init__(model)
+        self.cache_file = cache_file
         self._cache: dict[str, np.ndarray] = {}
+        if cache_file.exists():
+            with np.load(cache_file) as saved:
+                self._cache = dict(zip(saved["texts"].tolist(), saved["vectors"], strict=True))
+
+    def save(self) -> None:
+        if self._cache:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(self.cache_file, texts=np.array(list(self._cache)), vectors=np.stack(list(self._cache.values())))
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
@@ -144,7 +154,8 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also sweep fusion weights and tokenizer variants")
     args = parser.parse_args()
 
-    embedder = CachedEmbedder(args.embed_model)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in (args.embed_model or "bundled-minilm"))
+    embedder = CachedEmbedder(args.embed_model, args.data / f"embeddings-{slug}.npz")
     dense_languages = embedder_languages(embedder.name)
     print(f"embedder: {embedder.name} (trusted for hybrid in: {', '.join(sorted(dense_languages))})")
     chosen = [s for s in eval_sets(args.data) if not args.sets or s.name in args.sets]
@@ -153,11 +164,12 @@ def main() -> None:
         for eval_set in chosen:
             items = load_eval_set(eval_set.questions)
             languages = sorted({script_language(i.question) for i in items})
-            for variant in ("default", "per-script") if args.sweep else ("default",):
-                lexical = LexicalEncoder(per_script=variant == "per-script")
+            for variant in ("default", "per-script", "bigrams") if args.sweep else ("default",):
+                lexical = LexicalEncoder(per_script=variant == "per-script", bigrams=variant == "bigrams")
                 index = EdgeIndex(Path(tmp) / variant)
                 started = time.perf_counter()
                 summary = ingest_path(eval_set.docs, index, embedder, eval_set.name, lexical=lexical)
+                embedder.save()
                 print(
                     f"{eval_set.name} [{variant} tokenizer]: {summary.files} files, {summary.chunks} chunks, "
                     f"{len(items)} questions ({'/'.join(languages)}), "

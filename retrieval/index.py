@@ -47,8 +47,11 @@ class IndexPoint:
 class Fusion:
     """How a hybrid query merges its two channels, inside Qdrant.
 
-    `rrf`: reciprocal rank fusion, sum of weight / (k + rank) over the channels; `weights` are (dense, lexical).
-    `dbsf`: distribution-based score fusion (each channel's scores normalised by their mean and spread, summed).
+    `rrf`: reciprocal rank fusion as Qdrant computes it, the sum over channels of 1 / (k - 1 + rank / weight) with
+    1-based ranks; `weights` are (dense, lexical). A weight below 1 stretches that channel's ranks: its hits count
+    less and fade faster down its list.
+    `dbsf`: distribution-based score fusion (each channel's scores normalised by mean +- 3 standard deviations,
+    summed).
     """
 
     method: Literal["rrf", "dbsf"] = "rrf"

@@ -178,5 +178,8 @@ def playground_ask(
         answer_html=playground.answer_html(view.answer),
         timings=result.timings_ms,
         answer_writer=result.answer_writer,
+        retrieved=result.candidates,
+        retrieval_mode=result.retrieval_mode,
+        retrieval_note=result.retrieval_note,
         **form,
     )

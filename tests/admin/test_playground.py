@@ -84,6 +84,12 @@ def test_pipeline_mode_and_an_unavailable_reranker(live, components, monkeypatch
     assert re.search(r'<a href="https://docs\.nimbusdesk\.example/[^"]+"', answer)
     assert "rerank 0." in answer or "rerank 1." in answer
     assert "👍 Helpful" in answer and "disabled" in answer
+    assert "Retrieval: <strong>hybrid</strong>" in page.text
+    rows = candidate_rows(page.text)
+    assert len(rows) == 20 and [r["rerank"][0] for r in rows] == [f"#{i}" for i in range(1, 21)]
+    assert sorted(int(r["retrieval"][0][1:]) for r in rows) == list(range(1, 21))
+    assert any(r["dense"][0].startswith("#") for r in rows) and any(r["lexical"][0].startswith("#") for r in rows)
+    assert all(len(r["dense"]) == 2 or r["dense"] == ["–"] for r in rows)  # a rank and its score, or a dash
 
     empty = client.form("/admin/playground/ask", {"question": "   ", "preset": ""})
     assert empty.status_code == 400 and "The question is empty" in empty.text
@@ -100,6 +106,41 @@ def test_pipeline_mode_and_an_unavailable_reranker(live, components, monkeypatch
     # the pipeline still answers, and says reranking was skipped
     skipped = client.form("/admin/playground/ask", {"question": "How do I set up SAML with Okta?", "preset": ""})
     assert skipped.status_code == 200 and "Reranking was skipped: reranker unavailable" in skipped.text
+
+
+def candidate_rows(page: str) -> list[dict[str, list[str]]]:
+    """The retrieved candidates under a pipeline answer: each cell's words, by column."""
+    body = re.search(r'<tbody id="ask-candidates">(.*?)</tbody>', page, re.S).group(1)
+    columns = ("retrieval", "dense", "lexical", "rerank", "used", "passage")
+    rows = []
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S):
+        cells = [re.sub(r"<[^>]+>", " ", cell).split() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        rows.append(dict(zip(columns, cells, strict=True)))
+    return rows
+
+
+def test_pipeline_mode_shows_the_presets_retrieval_mode_and_a_fallback(live, components, monkeypatch) -> None:
+    with components.sessions.begin() as session:
+        session.add(store.Preset(name="keywords", instruction="Find the passage", retrieval_mode="lexical"))
+    client = live("rita")
+    page = client.form("/admin/playground/ask", {"question": "SAML single sign-on with Okta", "preset": "keywords"})
+    assert page.status_code == 200, page.text
+    assert "Retrieval: <strong>lexical</strong>" in page.text and "BM25 keywords only" in page.text
+    rows = candidate_rows(page.text)
+    assert rows and all(r["dense"] == ["–"] and r["lexical"][0].startswith("#") for r in rows)
+
+    search = components.pipeline.retriever.search
+
+    def legacy(question, collection, limit, filters=None, mode="hybrid"):  # a collection without keywords
+        result = search(question, collection, limit, filters, mode="dense")
+        result.note = "Collection kb has no keyword vectors: re-ingest it for lexical retrieval."
+        return result
+
+    monkeypatch.setattr(components.pipeline.retriever, "search", legacy)
+    fallback = client.form("/admin/playground/ask", {"question": "SAML with Okta", "preset": "keywords"})
+    assert "Retrieval: <strong>dense</strong>" in fallback.text
+    assert "ℹ️ Collection kb has no keyword vectors: re-ingest it for lexical retrieval." in fallback.text
+    assert all(r["lexical"] == ["–"] for r in candidate_rows(fallback.text))
 
 
 def test_load_example_prefills_the_form(as_user) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import select
 
 import store
-from admin.presets import PresetForm, update_preset
+from admin.presets import RETRIEVAL_LABELS, PresetForm, update_preset
+from retrieval import Candidate, RetrievalResult
+from tests.admin.conftest import signed_in_clients
 
 VALID = {
     "instruction": "Find passages about pricing and discounts",
@@ -110,6 +114,8 @@ INVALID = [
     ("min_score", "nan", "A number from 0 to 1"),
     ("min_score", "high", "A number from 0 to 1"),
     ("collection", "kb 2", "Letters, digits, - or _"),
+    ("retrieval_mode", "bm25", "One of hybrid, dense, lexical."),
+    ("retrieval_mode", "Hybrid", "One of hybrid, dense, lexical."),
 ]
 
 
@@ -137,6 +143,58 @@ def test_invalid_values_are_refused_next_to_their_field_and_nothing_is_saved(
     assert refused.status_code == 422 and [e for e in field_error(refused.text) if message in e]
     preset, rows = preset_state(sessions, preset_id)
     assert (preset.version, preset.top_n, preset.candidates_k, len(rows)) == (1, 3, 20, 1)
+    assert preset.retrieval_mode == rows[0].retrieval_mode == "hybrid"
+
+
+def selected_mode(html: str) -> str:
+    select = re.search(r'<select name="retrieval_mode".*?</select>', html, re.S).group(0)
+    return re.search(r'<option value="(\w+)" selected>', select).group(1)
+
+
+@pytest.mark.parametrize("mode", store.models.RETRIEVAL_MODES)
+def test_each_retrieval_mode_is_saved_versioned_shown_and_restored(as_user, sessions, mode: str) -> None:
+    sam = as_user("sam")
+    offered = re.findall(r'<option value="(\w+)"', sam.get("/admin/presets/new").text)
+    assert offered == ["hybrid", "dense", "lexical"]  # the default first
+    preset_id = create(sam, retrieval_mode=mode)
+    preset, rows = preset_state(sessions, preset_id)
+    assert preset.retrieval_mode == mode and [(r.version, r.retrieval_mode) for r in rows] == [(1, mode)]
+    assert selected_mode(sam.get(f"/admin/presets/{preset_id}").text) == mode
+    assert f'<td class="retrieval-mode" title="{RETRIEVAL_LABELS[mode]}">{mode}</td>' in sam.get("/admin/presets").text
+
+    other = next(m for m in store.models.RETRIEVAL_MODES if m != mode)
+    assert save(sam, preset_id, retrieval_mode=other, base_version="1").status_code == 303
+    preset, rows = preset_state(sessions, preset_id)
+    assert (preset.version, preset.retrieval_mode) == (2, other)
+    assert [(r.version, r.retrieval_mode) for r in rows] == [(1, mode), (2, other)]
+    page = sam.get(f"/admin/presets/{preset_id}").text
+    assert selected_mode(page) == other and f"retrieval {other}</span>" in page
+    versions = re.search(r'id="versions".*?</table>', page, re.S).group(0)
+    assert f"<td>{other}</td>" in versions and f"<td>{mode}</td>" in versions
+    assert "<td>retrieval_mode</td>" in versions  # what v2 changed
+
+    old = sam.get(f"/admin/presets/{preset_id}/versions/1").text
+    assert f'<tr class="changed"><td>retrieval_mode</td><td>{mode}</td><td>{other}</td></tr>' in old
+    assert sam.form(f"/admin/presets/{preset_id}/versions/1/restore", {}).status_code == 303
+    preset, rows = preset_state(sessions, preset_id)
+    assert (preset.version, preset.retrieval_mode, rows[-1].retrieval_mode) == (3, mode, mode)
+
+
+def test_a_form_without_a_retrieval_mode_keeps_the_presets(as_user, sessions) -> None:
+    """Scripts that post the older form: a new preset gets the default mode, an edit leaves the mode alone."""
+    sam = as_user("sam")
+    preset_id = create(sam)
+    assert preset_state(sessions, preset_id)[0].retrieval_mode == store.models.DEFAULT_RETRIEVAL_MODE
+    assert save(sam, preset_id, retrieval_mode="lexical").status_code == 303
+    response = save(sam, preset_id, instruction="Pricing only")  # VALID has no retrieval_mode
+    assert response.status_code == 303
+    preset = preset_state(sessions, preset_id)[0]
+    assert (preset.version, preset.retrieval_mode, preset.instruction) == (3, "lexical", "Pricing only")
+    assert (
+        save(sam, preset_id, instruction="Pricing only", retrieval_mode="")
+        .headers["location"]
+        .endswith("done=unchanged")
+    )
 
 
 @pytest.mark.parametrize(
@@ -306,6 +364,10 @@ def test_compare_ranks_the_same_candidates_with_the_saved_and_the_draft_instruct
     assert sorted(t for t, _ in saved) == sorted(t for t, _ in drafted)
     assert [s for _, s in saved] == sorted((s for _, s in saved), reverse=True)
     assert sorted(s for _, s in saved) != sorted(s for _, s in drafted)
+    assert "Retrieval: <strong>hybrid</strong>" in response.text  # the preset's default mode, fused
+    lines = channel_lines(response.text)
+    assert len(lines) == 16 and any("dense-rank" in line for line in lines)
+    assert any("lexical-rank" in line for line in lines)
     with components.sessions() as session:
         assert session.get(store.Preset, preset_id).instruction == VALID["instruction"]
 
@@ -320,3 +382,100 @@ def test_compare_ranks_the_same_candidates_with_the_saved_and_the_draft_instruct
             )
         )
         assert (log.preset_version, version.instruction, version.author) == (2, draft, "sam")
+
+
+def passage(point: str, retrieval_rank: int, **channels: float) -> Candidate:
+    return Candidate(
+        point, point, point, f"kb/{point}.md", "", f"About {point}", retrieval_rank, 1 / retrieval_rank, **channels
+    )
+
+
+class FakePipeline:
+    """Retrieval by mode from `runs`, and a reranker whose scores depend on the instruction only."""
+
+    default_collection = "kb"
+    SCORES: ClassVar[dict[str, dict[str, float]]] = {  # instruction -> passage -> score
+        VALID["instruction"]: {"SSO": 0.9, "Billing": 0.5, "Okta": 0.2},
+        "Billing first": {"Billing": 0.8, "Invoices": 0.7, "SSO": 0.1, "Okta": 0.05},
+    }
+
+    def __init__(self, runs: dict[str, RetrievalResult]) -> None:
+        self.runs, self.searched = runs, []
+        self.retriever = SimpleNamespace(search=self.search)
+        self.reranker = SimpleNamespace(get=lambda: self, error=None)
+
+    def search(self, question: str, collection: str, limit: int, filters=None, mode: str = "hybrid"):
+        self.searched.append(mode)
+        return self.runs[mode]
+
+    def score(self, question: str, passages: list[str], instruction: str) -> list[float]:
+        return [self.SCORES[instruction][p.split("\n")[0]] for p in passages]
+
+
+def test_compare_retrieves_with_the_drafts_mode_and_shows_each_channels_rank(sessions) -> None:
+    from admin import create_admin_app
+    from bot.server import create_http_app
+
+    fallback = "Collection kb holds no keyword vectors: retrieval ran dense only."
+    pipeline = FakePipeline(
+        {
+            "hybrid": RetrievalResult(  # the saved mode, falling back
+                [
+                    passage("SSO", 1, dense_rank=1, dense_score=0.8),
+                    passage("Billing", 2, dense_rank=2, dense_score=0.7),
+                    passage("Okta", 3, dense_rank=3, dense_score=0.6),
+                ],
+                mode="dense",
+                note=fallback,
+            ),
+            "lexical": RetrievalResult(
+                [passage("Billing", 1, lexical_rank=1, lexical_score=9.5), passage("Invoices", 2, lexical_rank=2)],
+                mode="lexical",
+            ),
+        }
+    )
+    app = create_http_app(None, create_admin_app(sessions, lambda: pipeline, secret_key="test-secret"))
+    with signed_in_clients(app) as sign_in:
+        sam = sign_in("sam")
+        preset_id = create(sam)
+        url = f"/admin/presets/{preset_id}/compare"
+        draft = {**VALID, "instruction": "Billing first", "question": "Who sends invoices?"}
+
+        other_mode = sam.form(url, {**draft, "retrieval_mode": "lexical"})
+        assert other_mode.status_code == 200, other_mode.text
+        assert pipeline.searched == ["hybrid", "lexical"]
+        assert selected_mode(other_mode.text) == "lexical"  # the draft stays in the editor
+        assert "Retrieval: saved <strong>dense</strong>, draft <strong>lexical</strong>" in other_mode.text
+        assert fallback in other_mode.text
+        assert ranking(other_mode.text, "saved") == [("SSO", 0.9), ("Billing", 0.5), ("Okta", 0.2)]
+        assert ranking(other_mode.text, "draft") == [("Billing", 0.8), ("Invoices", 0.7)]  # a shorter list
+        assert '<td class="draft missing">' in other_mode.text
+        assert '<span class="moved up">▲1</span>' in other_mode.text  # Billing: 2nd saved, 1st in the draft
+        assert '<span class="moved new">new</span>' in other_mode.text  # Invoices: the saved mode misses it
+        lines = [re.sub(r"<[^>]+>|\s+", " ", line).split() for line in channel_lines(other_mode.text)]
+        assert lines[:2] == [
+            ["retrieval", "#1", "·", "dense", "#1", "·", "lexical", "–"],  # saved SSO
+            ["retrieval", "#1", "·", "dense", "–", "·", "lexical", "#1"],  # draft Billing
+        ]
+        assert 'title="lexical score 9.5000">#1' in other_mode.text
+
+        same_mode = sam.form(url, draft)  # no retrieval_mode: the preset's
+        assert same_mode.status_code == 200 and pipeline.searched == ["hybrid", "lexical", "hybrid"]
+        assert "Retrieval: <strong>dense</strong>" in same_mode.text and fallback in same_mode.text
+        assert [t for t, _ in ranking(same_mode.text, "draft")] == ["Billing", "SSO", "Okta"]
+        assert "▲1" in same_mode.text and "▼1" in same_mode.text and "moved new" not in same_mode.text
+
+        refused = sam.form(url, {**draft, "retrieval_mode": "bm25"})
+        assert refused.status_code == 422 and "One of hybrid, dense, lexical." in field_error(refused.text)
+        assert pipeline.searched == ["hybrid", "lexical", "hybrid"]
+    preset, rows = preset_state(sessions, preset_id)
+    assert (preset.version, preset.retrieval_mode, preset.instruction, len(rows)) == (
+        1,
+        "hybrid",
+        VALID["instruction"],
+        1,
+    )
+
+
+def channel_lines(html: str) -> list[str]:
+    return re.findall(r'<span class="channels muted">(.*?)</span>\s*</td>', html, re.S)

@@ -46,6 +46,7 @@ def seed(
     status: str = "ok",
     votes: tuple[int, ...] = (),
     candidates: list[dict] | None = None,
+    retrieval_mode: str | None = None,
 ) -> int:
     preset_row = session.scalar(select(store.Preset).where(store.Preset.name == preset))
     if preset_row is None:
@@ -67,6 +68,7 @@ def seed(
         reranker="qwen3-tiny",
         timings_ms={"retrieve": 12.5, "rerank": 80.0},
         candidates=candidates if candidates is not None else [candidate(1), candidate(2)],
+        retrieval_mode=retrieval_mode,
     )
     log.created_at = when
     for i, value in enumerate(votes):
@@ -291,6 +293,11 @@ def test_the_csv_has_one_row_per_candidate_of_the_filtered_rankings(sessions, lo
         "section": "Section 1",
         "source": "https://docs.example/1",
         "text": "Passage text 1",
+        "retrieval_mode": "",  # logged before hybrid retrieval: no mode, no channel ranks
+        "dense_rank": "",
+        "dense_score": "",
+        "lexical_rank": "",
+        "lexical_score": "",
     }
     assert rows[1]["feedback"] == "-1" and rows[3]["feedback"] == "" and rows[6]["used"] == "0"
     assert rows[6]["citation"] == ""
@@ -300,6 +307,56 @@ def test_the_csv_has_one_row_per_candidate_of_the_filtered_rankings(sessions, lo
     assert formula["text"] == "'@SUM(1)" and formula["section"] == "'-2+3"
     everything = as_user("alice").get("/admin/rankings/export.csv")
     assert len(list(csv.DictReader(io.StringIO(everything.text)))) == 13
+
+
+CSV_COLUMNS_BEFORE_HYBRID = (
+    "ranking_id created_at channel user preset preset_version question status rerank_status feedback "
+    "retrieval_rank retrieval_score rerank_rank rerank_score used citation title section source text"
+).split()
+HYBRID_CANDIDATES = [
+    candidate(1, dense_rank=2, dense_score=0.81, lexical_rank=1, lexical_score=12.5),  # in both channels
+    candidate(2, dense_rank=1, dense_score=0.86),  # found by embeddings only
+    candidate(3, lexical_rank=2, lexical_score=7.25),  # found by keywords only
+]
+
+
+def test_the_detail_page_shows_the_retrieval_mode_and_each_channels_rank(sessions, as_user) -> None:
+    with sessions.begin() as s:
+        hybrid = seed(s, "SSO on Starter?", retrieval_mode="hybrid", candidates=HYBRID_CANDIDATES)
+        old = seed(s, "Logged before hybrid retrieval")
+    rita = as_user("rita")
+    text = rita.get(f"/admin/rankings/{hybrid}").text
+    assert "Retrieval: <strong>hybrid</strong>" in text and "dense + lexical fused" in text
+    assert "<th>Retrieval</th>" in text and ">Dense</th>" in text and ">Lexical</th>" in text
+    cells = {
+        int(row_id): re.findall(r'<td class="channel (dense|lexical)">(.*?)</td>', row, re.S)
+        for row_id, row in re.findall(r'<tr id="c(\d+)"[^>]*>(.*?)</tr>', text, re.S)
+    }
+    shown = [[(channel, re.sub(r"<[^>]+>", " ", cell).split()) for channel, cell in row] for row in cells.values()]
+    assert shown == [
+        [("dense", ["#2", "0.8100"]), ("lexical", ["#1", "12.5000"])],
+        [("dense", ["#1", "0.8600"]), ("lexical", ["–"])],
+        [("dense", ["–"]), ("lexical", ["#2", "7.2500"])],
+    ]
+    assert 'title="not among the lexical results"' in text and 'title="not among the dense results"' in text
+    before = rita.get(f"/admin/rankings/{old}").text
+    assert "Retrieval: <strong>not recorded</strong>" in before
+    assert before.count('<td class="channel dense"><span class="muted" title="not among the dense results">–') == 2
+
+
+def test_the_csv_appends_the_retrieval_mode_and_the_channel_ranks(sessions, as_user) -> None:
+    with sessions.begin() as s:
+        hybrid = seed(s, "SSO on Starter?", retrieval_mode="hybrid", candidates=HYBRID_CANDIDATES)
+    response = as_user("rita").get("/admin/rankings/export.csv")
+    table = list(csv.reader(io.StringIO(response.text)))
+    appended = ["retrieval_mode", "dense_rank", "dense_score", "lexical_rank", "lexical_score"]
+    assert table[0] == [*CSV_COLUMNS_BEFORE_HYBRID, *appended]  # other tools read the older columns by place
+    rows = [dict(zip(table[0], row, strict=True)) for row in table[1:]]
+    assert [(int(r["ranking_id"]), *(r[k] for k in appended)) for r in rows] == [
+        (hybrid, "hybrid", "2", "0.81", "1", "12.5"),
+        (hybrid, "hybrid", "1", "0.86", "", ""),
+        (hybrid, "hybrid", "", "", "2", "7.25"),
+    ]
 
 
 def test_the_labels_export_is_one_evaluation_line_per_labeled_ranking(sessions, logged, as_user) -> None:

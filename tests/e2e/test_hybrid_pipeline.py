@@ -1,0 +1,138 @@
+"""Hybrid retrieval as users see it: `ragbot ask --json` reports each candidate's place in both channels, the ranking
+log keeps the same values, a preset picks the retrieval mode, and a collection from before the lexical channel
+is named for `ragbot ingest --rebuild`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import store
+from retrieval import Retriever
+from retrieval.edge_index import EdgeIndex
+from tests.e2e.test_cli import run_cli
+
+CHANNEL_FIELDS = ("dense_rank", "dense_score", "lexical_rank", "lexical_score")
+
+
+def _ranking_rows(env: Path, ranking_id: int) -> tuple[str | None, list[store.RankedCandidate]]:
+    engine = store.make_engine(f"sqlite:///{env / 'ragbot.db'}")
+    try:
+        with store.session_factory(engine)() as session:
+            log = session.get(store.RankingLog, ranking_id)
+            return log.retrieval_mode, list(log.candidates)
+    finally:
+        engine.dispose()
+
+
+def test_ask_json_reports_both_channels_and_logs_them(env: Path, embedder, capsys) -> None:
+    question = "How do I fix SAML-401 signature validation failed?"
+    code, out, _ = run_cli(capsys, "ask", question, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["retrieval"] == {"mode": "hybrid", "note": None}
+    assert data["preset"]["retrieval_mode"] == "hybrid"
+    candidates = data["candidates"]
+    assert len(candidates) == 20
+    assert sorted(c["retrieval_rank"] for c in candidates) == list(range(1, 21))
+    for c in candidates:
+        assert set(CHANNEL_FIELDS) <= set(c)
+        assert c["dense_rank"] is not None or c["lexical_rank"] is not None  # fused from at least one channel
+        assert (c["dense_rank"] is None) == (c["dense_score"] is None)
+        assert (c["lexical_rank"] is None) == (c["lexical_score"] is None)
+    for channel in ("dense_rank", "lexical_rank"):
+        ranks = [c[channel] for c in candidates if c[channel] is not None]
+        assert len(ranks) == len(set(ranks)) and all(r >= 1 for r in ranks)
+    by_rank = {c["retrieval_rank"]: c for c in candidates}
+    assert by_rank[1]["lexical_rank"] is not None  # SAML-401 is quoted in the troubleshooting page
+
+    # the same values as the retriever gives on its own (the CLI has closed the embedded store)
+    index = EdgeIndex(env / "qdrant")
+    try:
+        alone = Retriever(index, embedder).search(question, "kb", 20)
+    finally:
+        index.close()
+    assert alone.mode == "hybrid"
+    for candidate in alone.candidates:
+        shown = by_rank[candidate.retrieval_rank]
+        assert (shown["title"], shown["section"]) == (candidate.title, candidate.section)
+        assert (shown["dense_rank"], shown["lexical_rank"]) == (candidate.dense_rank, candidate.lexical_rank)
+        assert shown["retrieval_score"] == pytest.approx(candidate.retrieval_score, rel=1e-5)
+        for score in ("dense_score", "lexical_score"):
+            expected = getattr(candidate, score)
+            assert shown[score] == (expected if expected is None else pytest.approx(expected, rel=1e-5)), score
+
+    # the ranking log rows carry the same per-channel values
+    mode, rows = _ranking_rows(env, data["ranking_id"])
+    assert mode == "hybrid" and len(rows) == 20
+    for row in rows:
+        shown = by_rank[row.retrieval_rank]
+        assert (row.title, row.section, row.rerank_rank) == (shown["title"], shown["section"], shown["rerank_rank"])
+        for name in CHANNEL_FIELDS:
+            expected = shown[name]
+            assert getattr(row, name) == (expected if expected is None else pytest.approx(expected, rel=1e-6)), name
+
+
+@pytest.mark.parametrize(("mode", "ran", "absent"), [("lexical", "lexical", "dense"), ("dense", "dense", "lexical")])
+def test_the_preset_picks_the_retrieval_mode(components, mode: str, ran: str, absent: str) -> None:
+    with components.sessions.begin() as session:
+        session.add(
+            store.Preset(
+                team="it", name="it", instruction="", candidates_k=8, top_n=2, min_score=0.0, retrieval_mode=mode
+            )
+        )
+        session.flush()
+        store.bind_channel(session, "C0IT", "it")
+    result = components.pipeline.ask("SAML single sign-on with Okta", channel="C0IT")
+    assert result.preset.retrieval_mode == mode and result.retrieval_mode == mode and result.retrieval_note is None
+    data = result.to_json()
+    assert data["retrieval"] == {"mode": mode, "note": None} and data["preset"]["retrieval_mode"] == mode
+    assert len(result.candidates) == 8
+    for rc in result.candidates:
+        c = rc.candidate
+        assert getattr(c, f"{ran}_rank") == c.retrieval_rank
+        assert getattr(c, f"{ran}_score") == pytest.approx(c.retrieval_score)
+        assert getattr(c, f"{absent}_rank") is None and getattr(c, f"{absent}_score") is None
+    with components.sessions() as session:
+        log = session.get(store.RankingLog, result.ranking_id)
+        assert log.retrieval_mode == mode
+        for row in log.candidates:
+            assert getattr(row, f"{ran}_rank") == row.retrieval_rank
+            assert getattr(row, f"{absent}_rank") is None and getattr(row, f"{absent}_score") is None
+
+
+def test_a_legacy_collection_asks_for_rebuild_then_rebuilds(env: Path, capsys, tmp_path: Path) -> None:
+    meta_file = env / "qdrant" / "kb" / "collection.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    del meta["lexical_model"]
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "sso.md").write_text("# SSO\n\nSingle sign-on with SAML 2.0 is on the Business plan.", encoding="utf-8")
+    (docs / "fapiao.md").write_text("# 发票\n\n增值税专用发票必须加盖发票专用章。", encoding="utf-8")
+
+    # asking still works, dense only, and says why
+    code, out, _ = run_cli(capsys, "ask", "SAML single sign-on", "--json")
+    assert code == 0
+    retrieval = json.loads(out)["retrieval"]
+    assert retrieval["mode"] == "dense" and "--rebuild" in retrieval["note"]
+
+    code, out, err = run_cli(capsys, "ingest", str(docs))
+    assert code == 1
+    errors = [line for line in err.splitlines() if "Error:" in line]
+    assert len(errors) == 1, err
+    assert "ragbot ingest" in errors[0] and "--rebuild" in errors[0] and "'kb'" in errors[0]
+    assert "Ingested" not in out
+
+    code, out, err = run_cli(capsys, "ingest", str(docs), "--rebuild")
+    assert code == 0, err
+    assert "Ingested 2 files into 'kb'" in out and "2 added" in out
+    assert json.loads(meta_file.read_text(encoding="utf-8"))["lexical_model"]
+
+    code, out, _ = run_cli(capsys, "ask", "SAML single sign-on", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["retrieval"] == {"mode": "hybrid", "note": None}
+    assert len(data["candidates"]) == 2  # only the rebuilt documents are left
+    assert {c["title"] for c in data["candidates"]} == {"SSO", "发票"}
