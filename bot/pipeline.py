@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +168,14 @@ def validate_question(question: str) -> str:
     return text
 
 
+def _wait_for_explanation(explaining: Future[None]) -> None:
+    """Per-channel ranks are for reviewers: if fetching them fails, the answer goes out without them."""
+    try:
+        explaining.result(timeout=10)
+    except Exception:
+        log.warning("Could not fetch the candidates' dense and lexical ranks", exc_info=True)
+
+
 class Pipeline:
     def __init__(
         self,
@@ -184,6 +193,8 @@ class Pipeline:
         self.default_collection = default_collection
         self.require_rerank = require_rerank
         self._extractive = ExtractiveAnswerer()
+        # Fetches each candidate's per-channel ranks while the reranker works (off the answer's critical path).
+        self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragbot-explain")
 
     def preset_for(self, channel: str | None, preset_name: str | None = None) -> PresetSnapshot:
         """The preset bound to `channel` (else the default), or the one named `preset_name` when given."""
@@ -223,12 +234,14 @@ class Pipeline:
         timings: dict[str, float] = {}
         try:
             retrieved = self.retriever.search(
-                question, preset.collection, preset.candidates_k, mode=preset.retrieval_mode
+                question, preset.collection, preset.candidates_k, mode=preset.retrieval_mode, explain=False
             )
             timings.update(retrieved.timings_ms)
+            explaining = self._background.submit(retrieved.explain)
             ranked, rerank_status, reranker_name, timings["rerank"] = self._rerank(
                 question, retrieved.candidates, preset, required
             )
+            _wait_for_explanation(explaining)
             t0 = time.perf_counter()
             result = self._answer(question, ranked, preset, rerank_status, reranker_name)
             result.retrieval_mode, result.retrieval_note = retrieved.mode, retrieved.note

@@ -22,6 +22,7 @@ from retrieval.index import (
     Index,
     IndexPoint,
     SearchRequest,
+    channel_lists,
     explain_hits,
 )
 
@@ -139,8 +140,7 @@ class EdgeIndex(Index):
         return [record.payload or {} for record in records], next_offset
 
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
-        conditions = [qe.FieldCondition(key, match=qe.MatchValue(v)) for key, v in (request.filters or {}).items()]
-        where = qe.Filter(must=conditions) if conditions else None
+        where = _filter(request)
         channels = _channel_queries(request)
         shard = self._shard(collection)
         if request.mode != "hybrid":
@@ -156,17 +156,19 @@ class EdgeIndex(Index):
         if not request.explain:
             return [_hit(p) for p in shard.query(fused)]
         # One planned batch: the fusion query and each channel's own list (for each hit's rank per channel).
-        per_channel = [
-            qe.QueryRequest(limit=depth, query=channels[name], filter=where) for name in ("dense", "lexical")
-        ]
-        fused_points, dense_points, lexical_points = shard.query_batch(qe.QueryBatchRequest([fused, *per_channel]))
-        return explain_hits(
-            [_hit(p) for p in fused_points],
-            {
-                "dense": [(str(p.id), float(p.score)) for p in dense_points],
-                "lexical": [(str(p.id), float(p.score)) for p in lexical_points],
-            },
+        fused_points, *channel_points = shard.query_batch(
+            qe.QueryBatchRequest([fused, *self._channel_requests(request, channels, where)])
         )
+        return explain_hits([_hit(p) for p in fused_points], channel_lists(channel_points))
+
+    def channel_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
+        batch = self._channel_requests(request, _channel_queries(request), _filter(request))
+        return channel_lists(self._shard(collection).query_batch(qe.QueryBatchRequest(batch)))
+
+    @staticmethod
+    def _channel_requests(request: SearchRequest, channels: dict[str, Any], where: Any) -> list[qe.QueryRequest]:
+        depth = request.channel_depth()
+        return [qe.QueryRequest(limit=depth, query=channels[name], filter=where) for name in ("dense", "lexical")]
 
     def finish_writes(self, collection: str) -> None:
         shard = self._shard(collection)
@@ -184,6 +186,11 @@ def _point(point: IndexPoint) -> qe.Point:
     if point.sparse is not None:
         vectors[LEXICAL_VECTOR] = qe.SparseVector(list(point.sparse.indices), list(point.sparse.values))
     return qe.Point(point.id, vectors, dict(point.payload))
+
+
+def _filter(request: SearchRequest) -> qe.Filter | None:
+    conditions = [qe.FieldCondition(key, match=qe.MatchValue(v)) for key, v in (request.filters or {}).items()]
+    return qe.Filter(must=conditions) if conditions else None
 
 
 def _channel_queries(request: SearchRequest) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class SearchRequest:
     fusion: Fusion = Fusion()
     depth: int = 0  # how deep each channel looks before fusion; 0 means max(limit, 50)
     filters: Mapping[str, Any] | None = None
-    explain: bool = True  # also return each hit's rank and score in each channel
+    explain: bool = True  # also return each hit's rank and score in each channel (see `Index.channel_places`)
 
     def channel_depth(self) -> int:
         return max(self.depth or max(self.limit, 50), self.limit)
@@ -88,19 +88,28 @@ class Hit:
     channels: Mapping[str, ChannelHit] = field(default_factory=dict)  # "dense"/"lexical" -> place there
 
 
-def explain_hits(hits: list[Hit], channel_results: Mapping[str, Sequence[tuple[str, float]]]) -> list[Hit]:
-    """Attach each hit's rank and score in each channel's own result list (absent: not in that channel's depth)."""
-    places = {
+def channel_lists(channel_points: Sequence[Sequence[Any]]) -> dict[str, list[tuple[str, float]]]:
+    """The dense and lexical channel results (scored points of either backend, in that order) as (id, score)."""
+    dense, lexical = channel_points
+    return {
+        "dense": [(str(p.id), float(p.score)) for p in dense],
+        "lexical": [(str(p.id), float(p.score)) for p in lexical],
+    }
+
+
+def channel_index(channel_results: Mapping[str, Sequence[tuple[str, float]]]) -> dict[str, dict[str, ChannelHit]]:
+    """Per channel, each point id's rank (1-based) and score there."""
+    return {
         channel: {point: ChannelHit(rank, score) for rank, (point, score) in enumerate(results, start=1)}
         for channel, results in channel_results.items()
     }
+
+
+def explain_hits(hits: list[Hit], channel_results: Mapping[str, Sequence[tuple[str, float]]]) -> list[Hit]:
+    """Attach each hit's rank and score in each channel's own result list (absent: not in that channel's depth)."""
+    places = channel_index(channel_results)
     return [
-        Hit(
-            hit.id,
-            hit.score,
-            hit.payload,
-            {channel: found[hit.id] for channel, found in places.items() if hit.id in found},
-        )
+        Hit(hit.id, hit.score, hit.payload, {ch: found[hit.id] for ch, found in places.items() if hit.id in found})
         for hit in hits
     ]
 
@@ -149,6 +158,11 @@ class Index(ABC):
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
         """Best points first. `hybrid` is one Qdrant query: a prefetch per channel and a fusion query over them
         (with `explain`, the two channel queries run in the same batch to report each hit's place in each)."""
+
+    @abstractmethod
+    def channel_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
+        """Each channel's own ranking at the hybrid request's depth, as (point id, score), without payloads: what
+        `explain` attaches to hits, for callers that fetch it apart from the fused query (off the hot path)."""
 
     def search(
         self, collection: str, vector: Sequence[float], limit: int, filters: Mapping[str, Any] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from retrieval.index import (
     Fusion,
     Index,
     SearchRequest,
+    channel_index,
     check_compatible,
     legacy_message,
 )
@@ -35,6 +36,15 @@ class RetrievalResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     mode: str = "dense"  # the mode that ran (a legacy collection runs dense whatever was asked)
     note: str | None = None  # why the mode differs from the one asked for
+    # Set by a hybrid search with explain=False: fetches each channel's ranking and fills the candidates' dense_*
+    # and lexical_* fields. The pipeline runs it while the reranker works, off the answer's critical path.
+    pending_explanation: Callable[[], None] | None = None
+
+    def explain(self) -> None:
+        """Fill the candidates' per-channel ranks and scores if the search left them for later (idempotent)."""
+        if self.pending_explanation is not None:
+            self.pending_explanation()
+            self.pending_explanation = None
 
 
 class Retriever:
@@ -77,8 +87,10 @@ class Retriever:
         filters: Mapping[str, Any] | None = None,
         mode: str = "hybrid",
         fusion: Fusion | None = None,
+        explain: bool = True,
     ) -> RetrievalResult:
-        """`mode`: dense, lexical or hybrid; `fusion` overrides the language-aware default (benchmarks)."""
+        """`mode`: dense, lexical or hybrid; `fusion` overrides the language-aware default (benchmarks).
+        `explain=False` runs only the fused query and leaves the per-channel ranks to `RetrievalResult.explain()`."""
         if mode not in RETRIEVAL_MODES:
             raise RetrievalError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(RETRIEVAL_MODES)}.")
         info = self._collection(collection)
@@ -96,42 +108,48 @@ class Retriever:
         tokenised = time.perf_counter()
         if mode != "dense":
             timings["tokenize"] = (tokenised - embedded) * 1000
-        if lexical is not None and len(lexical) == 0:
-            hits = []
-        else:
-            request = SearchRequest(
-                mode,  # type: ignore[arg-type]
-                limit,
-                dense=dense,
-                lexical=lexical,
-                fusion=fusion or hybrid_fusion(query, self.dense_languages),
-                filters=filters,
-            )
-            hits = self.index.query(collection, request)
+        request = SearchRequest(
+            mode,  # type: ignore[arg-type]
+            limit,
+            dense=dense,
+            lexical=lexical,
+            fusion=fusion or hybrid_fusion(query, self.dense_languages),
+            filters=filters,
+            explain=explain,
+        )
+        hits = [] if lexical is not None and len(lexical) == 0 else self.index.query(collection, request)
         timings["search"] = (time.perf_counter() - tokenised) * 1000
         candidates = []
         for rank, hit in enumerate(hits, start=1):
-            in_dense = hit.channels.get("dense")
-            in_lexical = hit.channels.get("lexical")
-            if mode == "dense":
-                in_dense = in_dense or ChannelHit(rank, hit.score)
-            elif mode == "lexical":
-                in_lexical = in_lexical or ChannelHit(rank, hit.score)
-            candidates.append(
-                Candidate(
-                    point_id=hit.id,
-                    doc_id=str(hit.payload.get("doc_id", "")),
-                    title=str(hit.payload.get("title", "")),
-                    source=str(hit.payload.get("source", "")),
-                    section=str(hit.payload.get("section", "")),
-                    text=str(hit.payload.get("text", "")),
-                    retrieval_rank=rank,
-                    retrieval_score=hit.score,
-                    path=str(hit.payload.get("path", "")),
-                    dense_rank=in_dense.rank if in_dense else None,
-                    dense_score=in_dense.score if in_dense else None,
-                    lexical_rank=in_lexical.rank if in_lexical else None,
-                    lexical_score=in_lexical.score if in_lexical else None,
-                )
+            candidate = Candidate(
+                point_id=hit.id,
+                doc_id=str(hit.payload.get("doc_id", "")),
+                title=str(hit.payload.get("title", "")),
+                source=str(hit.payload.get("source", "")),
+                section=str(hit.payload.get("section", "")),
+                text=str(hit.payload.get("text", "")),
+                retrieval_rank=rank,
+                retrieval_score=hit.score,
+                path=str(hit.payload.get("path", "")),
             )
-        return RetrievalResult(candidates, timings, mode=mode, note=note)
+            # A single-channel search is its own channel's ranking.
+            _set_channels(candidate, {mode: ChannelHit(rank, hit.score)} if mode != "hybrid" else hit.channels)
+            candidates.append(candidate)
+        result = RetrievalResult(candidates, timings, mode=mode, note=note)
+        if mode == "hybrid" and not explain and candidates:
+            result.pending_explanation = lambda: self._explain(collection, request, candidates)
+        return result
+
+    def _explain(self, collection: str, request: SearchRequest, candidates: list[Candidate]) -> None:
+        places = channel_index(self.index.channel_places(collection, request))
+        for candidate in candidates:
+            _set_channels(
+                candidate,
+                {ch: found[candidate.point_id] for ch, found in places.items() if candidate.point_id in found},
+            )
+
+
+def _set_channels(candidate: Candidate, channels: Mapping[str, ChannelHit]) -> None:
+    dense, lexical = channels.get("dense"), channels.get("lexical")
+    candidate.dense_rank, candidate.dense_score = (dense.rank, dense.score) if dense else (None, None)
+    candidate.lexical_rank, candidate.lexical_score = (lexical.rank, lexical.score) if lexical else (None, None)

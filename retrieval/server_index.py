@@ -17,6 +17,7 @@ from retrieval.index import (
     Index,
     IndexPoint,
     SearchRequest,
+    channel_lists,
     explain_hits,
 )
 
@@ -116,11 +117,7 @@ class QdrantServerIndex(Index):
         return [record.payload or {} for record in records], next_offset
 
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
-        conditions: list[models.Condition] = [
-            models.FieldCondition(key=key, match=models.MatchValue(value=value))
-            for key, value in (request.filters or {}).items()
-        ]
-        where = models.Filter(must=conditions) if conditions else None
+        where = _filter(request)
         channels = _channel_queries(request)
         if request.mode != "hybrid":
             query, using = channels[request.mode]
@@ -139,18 +136,12 @@ class QdrantServerIndex(Index):
         if not request.explain:
             return [_hit(p) for p in self._batch(collection, [fused])[0]]
         # One round trip: the fusion query and each channel's own list (for each hit's rank per channel).
-        per_channel = [
-            models.QueryRequest(query=query, using=using, filter=where, limit=depth, with_payload=False)
-            for query, using in (channels["dense"], channels["lexical"])
-        ]
-        fused_points, dense_points, lexical_points = self._batch(collection, [fused, *per_channel])
-        return explain_hits(
-            [_hit(p) for p in fused_points],
-            {
-                "dense": [(str(p.id), float(p.score)) for p in dense_points],
-                "lexical": [(str(p.id), float(p.score)) for p in lexical_points],
-            },
-        )
+        fused_points, *channel_points = self._batch(collection, [fused, *_channel_requests(request, channels, where)])
+        return explain_hits([_hit(p) for p in fused_points], channel_lists(channel_points))
+
+    def channel_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
+        requests = _channel_requests(request, _channel_queries(request), _filter(request))
+        return channel_lists(self._batch(collection, requests))
 
     def _batch(self, collection: str, requests: list[models.QueryRequest]) -> list[list[models.ScoredPoint]]:
         responses = self._call(lambda: self.client.query_batch_points(collection, requests))
@@ -167,6 +158,24 @@ def _vectors(point: IndexPoint) -> dict[str, Any]:
             indices=list(point.sparse.indices), values=list(point.sparse.values)
         )
     return vectors
+
+
+def _filter(request: SearchRequest) -> models.Filter | None:
+    conditions: list[models.Condition] = [
+        models.FieldCondition(key=key, match=models.MatchValue(value=value))
+        for key, value in (request.filters or {}).items()
+    ]
+    return models.Filter(must=conditions) if conditions else None
+
+
+def _channel_requests(
+    request: SearchRequest, channels: dict[str, tuple[Any, str]], where: models.Filter | None
+) -> list[models.QueryRequest]:
+    depth = request.channel_depth()
+    return [
+        models.QueryRequest(query=query, using=using, filter=where, limit=depth, with_payload=False)
+        for query, using in (channels["dense"], channels["lexical"])
+    ]
 
 
 def _channel_queries(request: SearchRequest) -> dict[str, tuple[Any, str]]:

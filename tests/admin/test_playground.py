@@ -131,8 +131,8 @@ def test_pipeline_mode_shows_the_presets_retrieval_mode_and_a_fallback(live, com
 
     search = components.pipeline.retriever.search
 
-    def legacy(question, collection, limit, filters=None, mode="hybrid"):  # a collection without keywords
-        result = search(question, collection, limit, filters, mode="dense")
+    def legacy(question, collection, limit, filters=None, mode="hybrid", **options):  # no keyword vectors
+        result = search(question, collection, limit, filters, mode="dense", **options)
         result.note = "Collection kb has no keyword vectors: re-ingest it for lexical retrieval."
         return result
 

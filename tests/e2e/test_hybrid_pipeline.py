@@ -5,6 +5,8 @@ is named for `ragbot ingest --rebuild`."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,40 @@ def test_the_preset_picks_the_retrieval_mode(components, mode: str, ran: str, ab
         for row in log.candidates:
             assert getattr(row, f"{ran}_rank") == row.retrieval_rank
             assert getattr(row, f"{absent}_rank") is None and getattr(row, f"{absent}_score") is None
+
+
+def test_channel_ranks_are_fetched_while_reranking_and_never_fail_an_answer(components, monkeypatch, caplog) -> None:
+    """The fused query alone precedes reranking; each channel's ranking is fetched on another thread meanwhile.
+    If that fetch fails, the answer still goes out, without per-channel ranks."""
+    index = components.pipeline.retriever.index
+    places = index.channel_places
+    threads: dict[str, str] = {}
+    reranker = components.pipeline.reranker.get()
+    score = reranker.score
+
+    def fetch(*args):
+        threads["explain"] = threading.current_thread().name
+        return places(*args)
+
+    def rerank(*args, **kwargs):
+        threads["rerank"] = threading.current_thread().name
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(index, "channel_places", fetch)
+    monkeypatch.setattr(reranker, "score", rerank)
+    result = components.pipeline.ask("SAML single sign-on with Okta")
+    assert threads["explain"].startswith("ragbot-explain") and threads["explain"] != threads["rerank"]
+    assert result.rerank == "ok" and any(rc.candidate.lexical_rank for rc in result.candidates)
+
+    def broken(*args):
+        raise ConnectionError("Qdrant went away")
+
+    monkeypatch.setattr(index, "channel_places", broken)
+    with caplog.at_level(logging.WARNING, logger="bot.pipeline"):
+        result = components.pipeline.ask("SAML single sign-on with Okta")
+    assert result.status == "ok" and result.ranking_id is not None
+    assert all(rc.candidate.dense_rank is None and rc.candidate.lexical_rank is None for rc in result.candidates)
+    assert "dense and lexical ranks" in caplog.text
 
 
 def test_a_legacy_collection_asks_for_rebuild_then_rebuilds(env: Path, capsys, tmp_path: Path) -> None:

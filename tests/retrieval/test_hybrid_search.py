@@ -270,6 +270,26 @@ def test_retriever_reports_both_channels_and_picks_fusion_by_language(index, emb
     assert all(r.mode == "hybrid" and r.explain for r in sent)
 
 
+def test_the_explanation_can_come_after_the_fused_query(index, embedder, docs: Path) -> None:
+    """The pipeline runs only the fused query before reranking and fetches the per-channel ranks meanwhile:
+    the deferred explanation must give exactly what an explained search gives."""
+    ingest_path(docs, index, embedder, "kb")
+    retriever = Retriever(index, embedder)
+    explained = retriever.search("HTTP 429 rate limit", "kb", 5)
+    deferred = retriever.search("HTTP 429 rate limit", "kb", 5, explain=False)
+    assert [c.point_id for c in deferred.candidates] == [c.point_id for c in explained.candidates]
+    assert all(c.dense_rank is None and c.lexical_rank is None for c in deferred.candidates)
+    calls = []
+    places = index.channel_places
+    index.channel_places = lambda *args: calls.append(args) or places(*args)
+    deferred.explain()
+    deferred.explain()  # once only
+    assert len(calls) == 1
+    assert deferred.candidates == explained.candidates
+    dense_only = retriever.search("HTTP 429 rate limit", "kb", 5, mode="dense", explain=False)
+    assert dense_only.pending_explanation is None and dense_only.candidates[0].dense_rank == 1
+
+
 def test_a_stop_word_question_falls_back_to_dense(index, embedder, docs: Path) -> None:
     ingest_path(docs, index, embedder, "kb")
     retriever = Retriever(index, embedder)
