@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,15 @@ class Settings(BaseSettings):
         description="Languages the embedder is trusted in for hybrid fusion: auto (known English-only models, "
         "the bundled one among them, get 'english'; others all), all, or a list such as 'english,chinese'.",
     )
+
+    @field_validator("embed_languages")
+    @classmethod
+    def _known_languages(cls, value: str) -> str:
+        from retrieval.fusion import embedder_languages
+
+        embedder_languages("", value)  # raises a ValueError naming the unknown language
+        return value
+
     chunk_tokens: int = Field(300, ge=50, le=4000, description="Target chunk size in tokens (estimated).")
     chunk_overlap_tokens: int = Field(40, ge=0, le=1000, description="Tokens repeated between chunks.")
 

@@ -411,3 +411,17 @@ def test_a_chinese_question_that_dense_misses_and_hybrid_finds(sample_retriever,
     assert not dense or min(dense) > 5, f"dense found it at {dense}"
     hybrid = places("hybrid")  # the default fusion for a Chinese question
     assert hybrid and min(hybrid) <= 3, f"hybrid found it at {hybrid}"
+
+
+def test_which_languages_the_embedder_is_trusted_in() -> None:
+    from retrieval.embedding import BUNDLED_MODEL_NAME
+    from retrieval.fusion import ALL_LANGUAGES, embedder_languages
+
+    assert embedder_languages(BUNDLED_MODEL_NAME) == {"english"}
+    assert embedder_languages("BAAI/bge-small-en-v1.5") == {"english"}
+    assert embedder_languages("BAAI/bge-m3") == embedder_languages("Qwen/Qwen3-Embedding-0.6B") == ALL_LANGUAGES
+    assert embedder_languages(BUNDLED_MODEL_NAME, "all") == ALL_LANGUAGES
+    assert embedder_languages("BAAI/bge-m3", "en") == {"english"}
+    assert embedder_languages("x", "english, zh") == ALL_LANGUAGES
+    with pytest.raises(ValueError, match="klingon"):
+        embedder_languages("x", "english,klingon")
