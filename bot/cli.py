@@ -153,6 +153,18 @@ def _print_result(result) -> None:
         out.print(f"[yellow]retrieval: {escape(result.retrieval_note)}[/]")
 
 
+def _holds_only_the_sample(index, collection: str) -> bool:
+    """A demo collection from an older ragbot (no lexical vector) is rebuilt without asking, but only when it holds
+    nothing but the sample knowledge base: a collection with the user's own documents is never dropped."""
+    from retrieval.lexical import LEXICAL_MODEL
+
+    info = index.collection_info(collection)
+    if info is None or info.lexical_model == LEXICAL_MODEL:
+        return False
+    root = SAMPLE_KB.as_posix().rstrip("/") + "/"
+    return all(path.startswith(root) for path in index.file_hashes(collection))
+
+
 @app.command()
 def demo(
     serve: Annotated[bool, typer.Option(help="Start the server afterwards when Slack is configured")] = True,
@@ -174,6 +186,7 @@ def demo(
                 collection,
                 chunk_tokens=parts.settings.chunk_tokens,
                 overlap_tokens=parts.settings.chunk_overlap_tokens,
+                rebuild=_holds_only_the_sample(parts.index, collection),
             )
         out.print(
             f"Sample knowledge base: {summary.files} files in '{collection}' "

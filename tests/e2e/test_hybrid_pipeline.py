@@ -14,6 +14,7 @@ import pytest
 import store
 from retrieval import Retriever
 from retrieval.edge_index import EdgeIndex
+from retrieval.index import IndexPoint, point_id
 from tests.e2e.test_cli import run_cli
 
 CHANNEL_FIELDS = ("dense_rank", "dense_score", "lexical_rank", "lexical_score")
@@ -172,3 +173,26 @@ def test_a_legacy_collection_asks_for_rebuild_then_rebuilds(env: Path, capsys, t
     assert code == 0 and data["retrieval"] == {"mode": "hybrid", "note": None}
     assert len(data["candidates"]) == 2  # only the rebuilt documents are left
     assert {c["title"] for c in data["candidates"]} == {"SSO", "发票"}
+
+
+def test_demo_rebuilds_an_old_collection_only_when_it_holds_nothing_but_the_sample(env: Path, monkeypatch) -> None:
+    import bot.cli
+    from bot.cli import _holds_only_the_sample
+
+    meta_file = env / "qdrant" / "kb" / "collection.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    index = EdgeIndex(env / "qdrant")
+    try:
+        # the test store was ingested from a copy of the sample knowledge base: point the demo at that copy
+        some_path = next(iter(index.file_hashes("kb")))
+        monkeypatch.setattr(bot.cli, "SAMPLE_KB", Path(some_path.split("/sample_kb/")[0]) / "sample_kb")
+        assert not _holds_only_the_sample(index, "kb")  # current: nothing to rebuild
+        del meta["lexical_model"]
+        meta_file.write_text(json.dumps(meta), encoding="utf-8")
+        assert _holds_only_the_sample(index, "kb")  # an old demo collection: `ragbot demo` rebuilds it
+        assert not _holds_only_the_sample(index, "missing")
+        user_file = {"path": "/srv/docs/pricing.md", "file_hash": "x", "chunk_index": 0, "text": "Pricing"}
+        index.upsert("kb", [IndexPoint(point_id("/srv/docs/pricing.md", 0), [0.0] * 383 + [1.0], user_file)])
+        assert not _holds_only_the_sample(index, "kb")  # the user's own documents: never dropped
+    finally:
+        index.close()
