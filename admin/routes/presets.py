@@ -7,6 +7,7 @@ each write checks `user.can_edit_team(preset.team)`, so a crafted request gets 4
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -69,18 +70,25 @@ def _done(request: Request, preset: store.Preset, notice: str) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-def _draft(
-    preset: store.Preset,
-    instruction: str,
-    candidates_k: str,
-    top_n: str,
-    min_score: str,
-    collection: str,
-    retrieval_mode: str,
+def _sent_form(
+    name: str = Form(""),
+    team: str = Form(""),
+    instruction: str = Form(""),
+    candidates_k: str = Form(""),
+    top_n: str = Form(""),
+    min_score: str = Form(""),
+    collection: str = Form(""),
+    retrieval_mode: str = Form(""),
 ) -> PresetForm:
-    """The edit form of `preset` as sent; a form without a retrieval mode keeps the preset's."""
-    mode = retrieval_mode or preset.retrieval_mode
-    return PresetForm(preset.name, preset.team, instruction, candidates_k, top_n, min_score, collection, mode)
+    """The preset fields as posted; a field the form left out is empty."""
+    return PresetForm(name, team, instruction, candidates_k, top_n, min_score, collection, retrieval_mode)
+
+
+def _draft(preset: store.Preset, sent: PresetForm) -> PresetForm:
+    """The edit form of `preset` as sent (its name and team are not editable); a form without a retrieval mode
+    keeps the preset's."""
+    mode = sent.retrieval_mode or preset.retrieval_mode
+    return replace(sent, name=preset.name, team=preset.team, retrieval_mode=mode)
 
 
 def _teams(session: Session) -> list[str]:
@@ -133,21 +141,16 @@ def preset_new(request: Request, user: CurrentUser = Depends(editors), session: 
 @router.post("/presets/new", name="preset_create")
 def preset_create(
     request: Request,
-    name: str = Form(""),
-    team: str = Form(""),
-    instruction: str = Form(""),
-    candidates_k: str = Form(""),
-    top_n: str = Form(""),
-    min_score: str = Form(""),
-    collection: str = Form(""),
-    retrieval_mode: str = Form(""),
+    sent: PresetForm = Depends(_sent_form),
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
-    if not user.is_admin:  # a team admin creates presets for their own team only, whatever the form says
-        team = user.team or ""
-    mode = retrieval_mode or DEFAULT_RETRIEVAL_MODE  # a form without the field (a script): the default mode
-    form = PresetForm(name, team, instruction, candidates_k, top_n, min_score, collection, mode)
+    form = replace(
+        sent,
+        # a team admin creates presets for their own team only, whatever the form says
+        team=sent.team if user.is_admin else user.team or "",
+        retrieval_mode=sent.retrieval_mode or DEFAULT_RETRIEVAL_MODE,  # a form without the field (a script)
+    )
     try:
         preset = create_preset(session, form, user.name)
         session.commit()
@@ -173,19 +176,14 @@ def preset_page(
 def preset_save(
     request: Request,
     preset_id: int,
-    instruction: str = Form(""),
-    candidates_k: str = Form(""),
-    top_n: str = Form(""),
-    min_score: str = Form(""),
-    collection: str = Form(""),
-    retrieval_mode: str = Form(""),
+    sent: PresetForm = Depends(_sent_form),
     base_version: str = Form(""),
     question: str = Form(""),
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
     preset = _editable(session, preset_id, user)
-    form = _draft(preset, instruction, candidates_k, top_n, min_score, collection, retrieval_mode)
+    form = _draft(preset, sent)
     if base_version.strip() and base_version.strip() != str(preset.version):
         message = (
             f"Someone saved v{preset.version} while you were editing v{base_version.strip()}. Your draft is kept "
@@ -210,12 +208,7 @@ def preset_save(
 def preset_compare(
     request: Request,
     preset_id: int,
-    instruction: str = Form(""),
-    candidates_k: str = Form(""),
-    top_n: str = Form(""),
-    min_score: str = Form(""),
-    collection: str = Form(""),
-    retrieval_mode: str = Form(""),
+    sent: PresetForm = Depends(_sent_form),
     question: str = Form(""),
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
@@ -224,7 +217,7 @@ def preset_compare(
     from bot.pipeline import QuestionError, validate_question
 
     preset = _editable(session, preset_id, user)
-    form = _draft(preset, instruction, candidates_k, top_n, min_score, collection, retrieval_mode)
+    form = _draft(preset, sent)
     page = {"form": form, "question": question}
     _, form_errors = form.validate(new=False)
     errors = {k: v for k, v in form_errors.items() if k in ("instruction", "retrieval_mode")}
@@ -245,7 +238,7 @@ def preset_compare(
             request, user, session, preset, 503, compare_error=f"The pipeline could not start: {exc}", **page
         )
     try:
-        comparison = compare(pipeline, preset, instruction, question, form.retrieval_mode)
+        comparison = compare(pipeline, preset, form.instruction, question, form.retrieval_mode)
     except CompareError as exc:
         return _edit_page(request, user, session, preset, 503, compare_error=str(exc), **page)
     return _edit_page(request, user, session, preset, comparison=comparison, **page)
