@@ -5,46 +5,35 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
-from admin.deps import CurrentUser, LoginRequired, csrf_protect, csrf_token
-from admin.presets import RETRIEVAL_LABELS
+from admin.deps import LoginRequired, csrf_protect
 from admin.security import LoginLimiter
+from admin.templating import HERE, render
+from bot.answering import AnswerService
 
 log = logging.getLogger(__name__)
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals["csrf_token"] = csrf_token
-templates.env.globals["retrieval_labels"] = RETRIEVAL_LABELS
 
 
 class AdminConfigError(ValueError):
     """The admin app cannot start safely with these settings."""
 
 
-def render(
-    request: Request, template: str, user: CurrentUser | None, status_code: int = 200, **context: Any
-) -> Response:
-    return templates.TemplateResponse(request, template, {"user": user, **context}, status_code=status_code)
-
-
 def create_admin_app(
     sessions: sessionmaker[Session],
-    pipeline: Callable[[], Any],
+    answers: Callable[[], AnswerService],
     *,
     secret_key: str | None,
     production: bool = False,
 ) -> FastAPI:
-    """`pipeline` returns the answer pipeline when the playground first needs it (models load lazily)."""
+    """`answers` returns the answer service when the playground or a comparison first needs it (models load
+    lazily)."""
     if not secret_key:
         if production:
             raise AdminConfigError(
@@ -59,7 +48,7 @@ def create_admin_app(
 
     app = FastAPI(title="ragbot admin", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions = sessions
-    app.state.pipeline = pipeline
+    app.state.answers = answers
     app.state.login_limiter = LoginLimiter()
     app.add_middleware(
         SessionMiddleware,

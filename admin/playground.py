@@ -1,16 +1,15 @@
-"""The rerank playground's logic: parse pasted candidates, pick the instruction, rank, export as CSV."""
+"""The rerank playground's logic: parse pasted candidates, pick the instruction, export the ranking as CSV.
+The ranking itself is the answer service's (`AnswerService.rank`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
-from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from bot.pipeline import MAX_QUESTION_CHARS
-from rerank import DEFAULT_INSTRUCTION, Reranker
+from bot.answering import MAX_QUESTION_CHARS, Candidate, RankedCandidate, instruction_or_default
 
 MAX_CANDIDATES = 100
 MAX_CANDIDATE_CHARS = 4000
@@ -40,14 +39,6 @@ class PlaygroundError(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True)
-class RankedRow:
-    rank: int
-    score: float
-    line: int  # the candidate's line in the pasted text, 1-based
-    text: str
-
-
 def parse_query(query: str) -> str:
     text = query.strip()
     if not text:
@@ -74,6 +65,11 @@ def parse_candidates(text: str) -> list[tuple[int, str]]:
     return found
 
 
+def as_candidates(lines: list[tuple[int, str]]) -> list[Candidate]:
+    """Pasted lines as candidates to rank: the text alone (no title or section), its line as its place."""
+    return [Candidate(f"line-{n}", "", "", "", "", text, retrieval_rank=n, retrieval_score=0.0) for n, text in lines]
+
+
 def choose_instruction(custom: str, preset_instruction: str | None) -> tuple[str, str]:
     """(instruction, where it came from): the custom one, else the preset's, else the reranker's default."""
     custom = custom.strip()
@@ -83,23 +79,16 @@ def choose_instruction(custom: str, preset_instruction: str | None) -> tuple[str
         )
     if custom:
         return custom, "custom"
-    if preset_instruction and preset_instruction.strip():
-        return preset_instruction.strip(), "preset"
-    return DEFAULT_INSTRUCTION, "default"
+    return instruction_or_default(preset_instruction), "preset" if (preset_instruction or "").strip() else "default"
 
 
-def rank(reranker: Reranker, query: str, candidates: list[tuple[int, str]], instruction: str) -> list[RankedRow]:
-    """Candidates best first (ties keep their pasted order), scores in [0, 1]."""
-    scores = reranker.score(query, [text for _, text in candidates], instruction)
-    scored = sorted(zip(scores, candidates, strict=True), key=lambda pair: -pair[0])
-    return [RankedRow(i, float(score), n, text) for i, (score, (n, text)) in enumerate(scored, start=1)]
-
-
-def to_csv(rows: list[RankedRow]) -> str:
+def to_csv(rows: list[RankedCandidate]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
-    writer.writerows((r.rank, f"{r.score:.6f}", r.line, r.text) for r in rows)
+    writer.writerows(
+        (r.rerank_rank, f"{r.rerank_score or 0.0:.6f}", r.candidate.retrieval_rank, r.candidate.text) for r in rows
+    )
     return out.getvalue()
 
 

@@ -1,4 +1,5 @@
-"""Presets and channel bindings for the admin app: validation, versioned changes, and the draft comparison.
+"""Presets and channel bindings for the admin app: validation and versioned changes (a draft's comparison
+with the saved preset is the answer service's, `AnswerService.compare`).
 
 No HTTP here. Nothing commits: the caller owns the transaction. Every function that changes something
 validates everything first, so a rejected change leaves the database as it was.
@@ -10,28 +11,27 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import zip_longest
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.answering import RETRIEVAL_MODES
 from store import ChannelBinding, Preset, PresetVersion, RankingLog
-from store.models import DEFAULT_RETRIEVAL_MODE, RETRIEVAL_MODES
+from store.models import DEFAULT_RETRIEVAL_MODE
 
 MAX_INSTRUCTION_CHARS = 1000
 CANDIDATES_K = (1, 200)
 TOP_N = (1, 10)
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{8,}$")
-SNIPPET_CHARS = 240
 # The preset fields a version records; a change to any of them makes a new version.
 VERSIONED = ("instruction", "candidates_k", "top_n", "min_score", "collection", "retrieval_mode")
-# The retrieval modes as the preset form offers them, the default first.
+# The retrieval modes (bot.answering.RETRIEVAL_MODES) as the preset form offers them, the default first.
+_DESCRIBED = {"hybrid": "dense + lexical fused", "dense": "embeddings only", "lexical": "BM25 keywords only"}
 RETRIEVAL_LABELS = {
-    "hybrid": "hybrid — dense + lexical fused",
-    "dense": "dense — embeddings only",
-    "lexical": "lexical — BM25 keywords only",
+    mode: f"{mode} — {_DESCRIBED[mode]}"
+    for mode in sorted(RETRIEVAL_MODES, key=lambda mode: mode != DEFAULT_RETRIEVAL_MODE)
 }
 
 
@@ -41,10 +41,6 @@ class FormErrors(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
-
-
-class CompareError(RuntimeError):
-    """The comparison cannot run; the message says why, for the page."""
 
 
 @dataclass
@@ -252,120 +248,3 @@ def unbind(session: Session, binding: ChannelBinding) -> None:
     """The channel goes back to the default preset."""
     session.delete(binding)
     session.flush()
-
-
-# -- draft comparison -------------------------------------------------------------------------------
-
-
-@dataclass
-class RankedPassage:
-    rank: int
-    score: float
-    title: str
-    section: str
-    snippet: str
-    point_id: str
-    retrieval_rank: int  # fused rank in hybrid mode
-    dense_rank: int | None = None  # None: not among that channel's results (or the channel did not run)
-    dense_score: float | None = None
-    lexical_rank: int | None = None
-    lexical_score: float | None = None
-    # In the draft ranking: places gained (+) or lost (-) against the saved one; None: the saved preset did not
-    # retrieve this passage (the draft's retrieval mode differs).
-    moved: int | None = 0
-
-
-@dataclass
-class CompareRow:
-    """Row i: the i-th passage of each ranking; None where one ranking is shorter (other retrieval mode)."""
-
-    saved: RankedPassage | None
-    draft: RankedPassage | None
-
-
-@dataclass
-class Comparison:
-    rows: list[CompareRow]
-    saved_mode: str  # the retrieval modes that ran (they fall back to dense on a collection without keywords)
-    draft_mode: str
-    notes: list[str]  # why a mode fell back
-
-
-def _snippet(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"
-
-
-def _ranking(candidates: list[Any], scores: list[float]) -> list[RankedPassage]:
-    """The candidates best score first; ties keep retrieval order."""
-    from bot.pipeline import channel_fields
-
-    order = sorted(range(len(candidates)), key=lambda i: -scores[i])
-    return [
-        RankedPassage(
-            rank=rank,
-            score=float(scores[i]),
-            title=candidates[i].title,
-            section=candidates[i].section,
-            snippet=_snippet(candidates[i].text),
-            point_id=candidates[i].point_id,
-            retrieval_rank=candidates[i].retrieval_rank,
-            **channel_fields(candidates[i]),
-        )
-        for rank, i in enumerate(order, start=1)
-    ]
-
-
-def compare(
-    pipeline: Any, preset: Preset, draft_instruction: str, question: str, draft_mode: str | None = None
-) -> Comparison:
-    """Retrieve the preset's candidates, rerank them with the saved instruction and with the draft, and return
-    both rankings side by side. The draft retrieves again only when `draft_mode` (None: the preset's) differs
-    from the saved retrieval mode. CompareError when it cannot run."""
-    from bot.pipeline import QuestionError, first_sentence, validate_question
-    from rerank import DEFAULT_INSTRUCTION
-    from retrieval.errors import RetrievalError
-
-    try:
-        question = validate_question(question)
-    except QuestionError as exc:
-        raise CompareError(str(exc)) from exc
-    draft = draft_instruction.replace("\r\n", "\n").strip()
-    if not draft:
-        raise CompareError("The draft instruction is empty.")
-    reranker = pipeline.reranker.get()
-    if reranker is None:
-        raise CompareError(
-            f"The reranker is not available ({first_sentence(pipeline.reranker.error or 'it did not load')}), "
-            "so there are no scores to compare. Fix RERANK_MODEL and restart ragbot."
-        )
-    collection = preset.collection or pipeline.default_collection
-    saved_mode = preset.retrieval_mode or DEFAULT_RETRIEVAL_MODE
-    draft_mode = draft_mode or saved_mode
-    try:
-        saved_run = pipeline.retriever.search(question, collection, preset.candidates_k, mode=saved_mode)
-        draft_run = (
-            saved_run
-            if draft_mode == saved_mode
-            else pipeline.retriever.search(question, collection, preset.candidates_k, mode=draft_mode)
-        )
-    except RetrievalError as exc:
-        raise CompareError(f"Retrieval from collection {collection!r} failed: {exc}") from exc
-
-    def scores(candidates: list[Any], instruction: str) -> list[float]:
-        return reranker.score(question, [c.passage() for c in candidates], instruction) if candidates else []
-
-    try:
-        saved_scores = scores(saved_run.candidates, preset.instruction.strip() or DEFAULT_INSTRUCTION)
-        draft_scores = scores(draft_run.candidates, draft)
-    except Exception as exc:  # a broken model must not take the editor down
-        raise CompareError(f"The reranker failed: {type(exc).__name__}: {exc}") from exc
-
-    saved = _ranking(saved_run.candidates, saved_scores)
-    drafted = _ranking(draft_run.candidates, draft_scores)
-    saved_rank = {p.point_id: p.rank for p in saved}
-    for p in drafted:
-        p.moved = saved_rank[p.point_id] - p.rank if p.point_id in saved_rank else None
-    notes = list(dict.fromkeys(run.note for run in (saved_run, draft_run) if run.note))
-    rows = [CompareRow(s, d) for s, d in zip_longest(saved, drafted)]
-    return Comparison(rows, saved_run.mode, draft_run.mode, notes)

@@ -94,8 +94,8 @@ def configs(sweep: bool, dense_languages: frozenset[str]) -> list[Config]:
         Config("lexical +bigrams", "lexical", lexical="bigrams"),
         Config("hybrid * +bigrams", "hybrid", lambda q: hybrid_fusion(q, dense_languages), lexical="bigrams"),
     ]
-    # Qdrant's weighted RRF: sum over channels of 1 / (k - 1 + rank / weight), rank 1-based; a weight below 1
-    # stretches that channel's ranks (its later hits fade faster), so k and the weights act together.
+    # Qdrant's weighted RRF: sum over legs of 1 / (k - 1 + rank / weight), rank 1-based; a weight below 1
+    # stretches that leg's ranks (its later hits fade faster), so k and the weights act together.
     for k in (2, 10, 60):
         for weights in ((1.0, 1.0), (0.2, 1.0), (0.05, 1.0), (0.01, 1.0), (1.0, 0.2), (1.0, 0.05), (1.0, 0.01)):
             name = f"hybrid rrf k={k} {weights[0]:g}:{weights[1]:g}"
@@ -190,7 +190,7 @@ def main() -> None:
         best_single = max(by_name["dense"]["hit@5"], by_name["lexical"]["hit@5"])
         default = by_name["hybrid *"]["hit@5"]
         verdict = "PASS" if default >= best_single else "FAIL"
-        print(f"{set_name}: default hybrid hit@5 {default:.3f} vs best single channel {best_single:.3f}: {verdict}")
+        print(f"{set_name}: default hybrid hit@5 {default:.3f} vs best single leg {best_single:.3f}: {verdict}")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ Qdrant Edge builds the HNSW graph there):
 
 - `dense`: nearest neighbours of the question vector (HNSW on Edge);
 - `lexical`: BM25 over the sparse `lexical` vector (IDF modifier);
-- `hybrid`: the fused query (a prefetch per channel + weighted RRF, `explain=False`): what the pipeline runs
+- `hybrid`: the fused query (a prefetch per leg + weighted RRF, `explain=False`): what the pipeline runs
   before reranking, the answer's critical path;
-- `channel ranks`: each channel's own ranking without payloads (`Index.channel_places`), which the pipeline
-  fetches on another thread while the reranker works, for the per-channel ranks in the log and `ask --json`;
+- `leg ranks`: each leg's own ranking without payloads (`Index.leg_places`), which the pipeline
+  fetches on another thread while the reranker works, for the per-leg ranks in the log and `ask --json`;
 - `hybrid+ranks`: both in one call (`explain=True`, what the evaluation and the admin's comparison use).
 
 Each mode is timed per query (p50, p95, mean in ms), the modes taking turns query by query so that load from
@@ -297,7 +297,7 @@ def runners(index: Index, backend: str, limit: int) -> dict[str, Callable[[Quest
         "dense": lambda q: index.query(COLLECTION, request(q, "dense", limit, False)),
         "lexical": lambda q: index.query(COLLECTION, request(q, "lexical", limit, False)),
         "hybrid": lambda q: index.query(COLLECTION, request(q, "hybrid", limit, False)),
-        "channel ranks": lambda q: index.channel_places(COLLECTION, request(q, "hybrid", limit, False)),
+        "leg ranks": lambda q: index.leg_places(COLLECTION, request(q, "hybrid", limit, False)),
         "hybrid+ranks": lambda q: index.query(COLLECTION, request(q, "hybrid", limit, True)),
     }
     return modes
@@ -457,9 +457,9 @@ def report(runs: Sequence[Run], encode: Summary, setup: dict[str, float]) -> Non
             f"{fmt_ms(dense.p50)} ms = {hybrid.p50 / dense.p50:.2f}x; "
             f"p95 {fmt_ms(hybrid.p95)} vs {fmt_ms(dense.p95)} ms)"
         )
-        ranks = goal.modes["channel ranks"]
+        ranks = goal.modes["leg ranks"]
         print(
-            f"  channel ranks (fetched on another thread while the reranker works): p50 {fmt_ms(ranks.p50)} ms; "
+            f"  leg ranks (fetched on another thread while the reranker works): p50 {fmt_ms(ranks.p50)} ms; "
             f"both in one call (hybrid+ranks): p50 {fmt_ms(goal.modes['hybrid+ranks'].p50)} ms"
         )
 
@@ -494,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "(each hybrid question takes seconds at 100k); its numbers do not predict a real Qdrant server."
     )
     depth = max(args.limit, 50)
-    print(f"limit {args.limit}, channel depth {depth}, {WARMUP} warm-up questions on Edge, seed {args.seed}")
+    print(f"limit {args.limit}, leg depth {depth}, {WARMUP} warm-up questions on Edge, seed {args.seed}")
     rng = np.random.default_rng(args.seed)
     progress("loading source texts")
     sources = load_sources()

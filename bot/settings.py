@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store.db import DEFAULT_DATABASE_URL
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -67,7 +69,7 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(30.0, gt=0)
 
     # --- storage ---------------------------------------------------------------------------------
-    database_url: str = "sqlite:///./data/ragbot.db"
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL (SQLite by default, or PostgreSQL).")
 
     # --- Slack -----------------------------------------------------------------------------------
     slack_bot_token: str | None = Field(None, description="Bot token (xoxb-...).")

@@ -19,11 +19,8 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, text
 
-from store.db import make_engine, mask_url
+from store.db import DEFAULT_DATABASE_URL, make_engine, mask_url
 from store.models import Base, UTCDateTime
-
-# Keep in sync with bot.settings.Settings.database_url (store/ and migrations/ must not import bot/).
-DEFAULT_DATABASE_URL = "sqlite:///./data/ragbot.db"
 
 # Arbitrary constant: serialises concurrent `upgrade head` runs against one PostgreSQL database.
 PG_MIGRATION_LOCK_KEY = 7_264_919_310_052

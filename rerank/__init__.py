@@ -1,7 +1,7 @@
 """Reranking: the Qwen3-Reranker scoring recipe and the `Reranker` protocol, with in-process, cross-encoder and
 HTTP implementations. The `/v1/rerank` service (`rerank.server`) is a thin layer over the engine."""
 
-from rerank.base import DEFAULT_INSTRUCTION, Reranker, RerankerLoadError
+from rerank.base import DEFAULT_INSTRUCTION, Reranker, RerankerLoadError, rank_order
 from rerank.batching import DynamicBatcher, QueueFull
 from rerank.cross_encoder import CrossEncoderReranker
 from rerank.http import HttpReranker, RerankerUnavailableError
@@ -17,4 +17,5 @@ __all__ = [
     "Reranker",
     "RerankerLoadError",
     "RerankerUnavailableError",
+    "rank_order",
 ]

@@ -19,3 +19,9 @@ class Reranker(Protocol):
     name: str
 
     def score(self, query: str, documents: Sequence[str], instruction: str | None = None) -> list[float]: ...
+
+
+def rank_order(scores: Sequence[float]) -> list[int]:
+    """Candidate indexes best score first; ties keep input order (a stable sort), so equal scores rank the
+    same way on every call."""
+    return sorted(range(len(scores)), key=lambda i: -scores[i])

@@ -14,8 +14,8 @@
 Errors are `{"error": {"message", "type"}}`: 400 for bad requests, 413 for an oversized body, 503 with
 `Retry-After` while loading or when the batcher's bounded queue is full, 500 only when the engine itself fails.
 
-The engine (`rerank.qwen3`, `rerank.batching`) never imports FastAPI; this module is the API server around it,
-the split vLLM makes between its engine and its OpenAI-compatible server.
+The wire format and its validation live in `rerank.protocol`, the Prometheus metrics in `rerank.metrics`; the
+engine (`rerank.qwen3`, `rerank.batching`) never imports FastAPI, so it runs in-process without this layer.
 """
 
 from __future__ import annotations
@@ -29,26 +29,50 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from rerank.batching import BatcherStopped, BatchInfo, DynamicBatcher, QueueFull
+from rerank.base import rank_order
+from rerank.batching import BatcherStopped, DynamicBatcher, QueueFull
+from rerank.metrics import RerankMetrics
+from rerank.protocol import (
+    ErrorBody,
+    ErrorDetail,
+    RerankDocument,
+    RerankRequest,
+    RerankResponse,
+    RerankResult,
+    RerankUsage,
+    describe_validation_error,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RerankService", "create_rerank_app", "run_rerank_server"]
+__all__ = [
+    "ApiError",
+    "RerankMetrics",
+    "RerankRequest",
+    "RerankService",
+    "create_rerank_app",
+    "error_response",
+    "parse_rerank_request",
+    "qwen3_batcher_factory",
+    "run_rerank_server",
+]
 
 _LOADING_RETRY_AFTER = 5
 
 
 class ApiError(Exception):
+    """A request that ends in an error response (`error_response`): HTTP status, message, error type."""
+
     def __init__(self, status: int, message: str, type_: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -58,17 +82,10 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, type_: str, retry_after: float | None = None) -> JSONResponse:
+    """An `ErrorBody` response; `Retry-After` (whole seconds, at least 1) when the client should try again."""
     headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
-    return JSONResponse({"error": {"message": message, "type": type_}}, status_code=status, headers=headers)
-
-
-@dataclass
-class RerankRequest:
-    query: str
-    documents: list[str]
-    top_n: int
-    instruction: str | None
-    return_documents: bool
+    body = ErrorBody(error=ErrorDetail(message=message, type=type_))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def _invalid(message: str) -> ApiError:
@@ -78,135 +95,17 @@ def _invalid(message: str) -> ApiError:
 def parse_rerank_request(
     payload: Any, *, max_documents: int, max_instruction_chars: int, max_query_chars: int
 ) -> RerankRequest:
-    """Validate a /v1/rerank body; raises `ApiError` (400) with a message naming the field."""
-    if not isinstance(payload, dict):
-        raise _invalid("the request body must be a JSON object")
-    model = payload.get("model")
-    if model is not None and not isinstance(model, str):
-        raise _invalid("'model' must be a string")
-
-    query = payload.get("query")
-    if query is None:
-        raise _invalid("'query' is required")
-    if not isinstance(query, str):
-        raise _invalid("'query' must be a string")
-    if not query.strip():
-        raise _invalid("'query' must not be empty")
-    if len(query) > max_query_chars:
-        raise _invalid(f"'query' is {len(query)} characters long; the limit is {max_query_chars}")
-
-    documents = payload.get("documents")
-    if documents is None:
-        raise _invalid("'documents' is required")
-    if not isinstance(documents, list):
-        raise _invalid("'documents' must be a list of strings")
-    if not documents:
-        raise _invalid("'documents' must not be empty")
-    if len(documents) > max_documents:
-        raise _invalid(f"'documents' has {len(documents)} entries; the limit is {max_documents}")
-    texts: list[str] = []
-    for i, doc in enumerate(documents):
-        if isinstance(doc, dict) and isinstance(doc.get("text"), str):  # Cohere / Jina object form
-            doc = doc["text"]
-        if not isinstance(doc, str):
-            raise _invalid(f"'documents[{i}]' must be a string (or {{\"text\": string}}), not {_json_type(doc)}")
-        texts.append(doc)
-
-    top_n = payload.get("top_n")
-    if top_n is None:
-        top_n = len(texts)
-    elif isinstance(top_n, bool) or not isinstance(top_n, int):
-        raise _invalid("'top_n' must be an integer")
-    elif top_n < 1:
-        raise _invalid(f"'top_n' must be at least 1, not {top_n}")
-
-    instruction = payload.get("instruction")
-    if instruction is not None:
-        if not isinstance(instruction, str):
-            raise _invalid("'instruction' must be a string")
-        if len(instruction) > max_instruction_chars:
-            raise _invalid(f"'instruction' is {len(instruction)} characters long; the limit is {max_instruction_chars}")
-
-    return_documents = payload.get("return_documents")
-    if return_documents is None:
-        return_documents = False
-    elif not isinstance(return_documents, bool):
-        raise _invalid("'return_documents' must be true or false")
-
-    return RerankRequest(query, texts, min(top_n, len(texts)), instruction, return_documents)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
-        type(value), type(value).__name__
-    )
-
-
-class RerankMetrics:
-    """The service's Prometheus metrics, in a registry of their own (several apps can live in one process)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter("rerank_requests", "POST /v1/rerank requests by HTTP status.", ["status"], registry=r)
-        self.pairs = Counter("rerank_pairs", "Query-document pairs scored.", registry=r)
-        self.tokens = Counter("rerank_tokens", "Tokens scored (templated sequences).", registry=r)
-        self.batch_requests = Histogram(
-            "rerank_batch_requests",
-            "Requests combined in one engine batch.",
-            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128),
-            registry=r,
-        )
-        self.batch_pairs = Histogram(
-            "rerank_batch_pairs",
-            "Query-document pairs in one engine batch.",
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
-            registry=r,
-        )
-        self.batch_tokens = Histogram(
-            "rerank_batch_tokens",
-            "Tokens in one engine batch.",
-            buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576),
-            registry=r,
-        )
-        self.batch_seconds = Histogram(
-            "rerank_batch_seconds",
-            "Engine time of one batch.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            registry=r,
-        )
-        self.queue_wait = Histogram(
-            "rerank_queue_wait_seconds",
-            "Time a request waited in the queue before its batch started.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=r,
-        )
-        self.latency = Histogram(
-            "rerank_request_seconds",
-            "POST /v1/rerank latency, from request to response.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            registry=r,
-        )
-        self.failed_batches = Counter("rerank_failed_batches", "Engine batches that raised.", registry=r)
-        self.queue_depth = Gauge("rerank_queue_depth", "Requests waiting for the engine.", registry=r)
-        self.ready = Gauge("rerank_ready", "1 once the model is loaded and warmed up.", registry=r)
-
-    def observe_batch(self, info: BatchInfo) -> None:
-        self.batch_requests.observe(info.requests)
-        self.batch_pairs.observe(info.pairs)
-        self.batch_tokens.observe(info.tokens)
-        self.batch_seconds.observe(info.seconds)
-        for wait in info.queue_waits:
-            self.queue_wait.observe(wait)
-        self.pairs.inc(info.pairs)
-        self.tokens.inc(info.tokens)
-        if not info.ok:
-            self.failed_batches.inc()
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    """Validate a /v1/rerank body against this app's limits; raises `ApiError` (400) with a message naming the
+    field."""
+    limits = {
+        "max_documents": max_documents,
+        "max_instruction_chars": max_instruction_chars,
+        "max_query_chars": max_query_chars,
+    }
+    try:
+        return RerankRequest.model_validate(payload, context=limits)
+    except ValidationError as exc:
+        raise _invalid(describe_validation_error(exc)) from None
 
 
 class RerankService:
@@ -390,14 +289,16 @@ def create_rerank_app(
             log.exception("reranking failed")
             raise ApiError(500, f"the reranker failed: {type(exc).__name__}: {exc}", "internal_error") from exc
 
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])[: req.top_n]
-        results: list[dict[str, Any]] = []
-        for i in order:
-            item: dict[str, Any] = {"index": i, "relevance_score": float(scores[i])}
-            if req.return_documents:
-                item["document"] = {"text": req.documents[i]}
-            results.append(item)
-        return JSONResponse({"model": model_name, "results": results, "usage": {"total_tokens": total_tokens}})
+        results = [
+            RerankResult(
+                index=i,
+                relevance_score=float(scores[i]),
+                document=RerankDocument(text=req.documents[i]) if req.return_documents else None,
+            )
+            for i in rank_order(scores)[: req.top_n]  # top_n None: every document
+        ]
+        response = RerankResponse(model=model_name, results=results, usage=RerankUsage(total_tokens=total_tokens))
+        return JSONResponse(response.to_json())
 
     api.add_api_route("/v1/rerank", rerank, methods=["POST"])
     api.add_api_route("/rerank", rerank, methods=["POST"], include_in_schema=False)  # vLLM / infinity alias
@@ -440,36 +341,31 @@ def qwen3_batcher_factory(
 
 
 def run_rerank_server(
-    model: str,
-    device: str = "auto",
+    batcher_factory: Callable[[], DynamicBatcher],
+    model_name: str,
     host: str = "127.0.0.1",
     port: int = 8080,
-    dtype: str = "auto",
-    batch_tokens: int = 16384,
-    max_length: int = 8192,
-    max_wait_ms: float = 5.0,
-    max_queue: int = 256,
     max_documents: int = 1000,
 ) -> None:
-    """Serve `model` until interrupted. The port opens at once (`/healthz` 503 while the model loads); if the
-    model cannot be loaded the server stops and the loading error (`RerankerLoadError`) is raised."""
+    """Serve the engine that `batcher_factory` loads until interrupted. The port opens at once (`/healthz` 503
+    while the model loads); if the model cannot be loaded the server stops and the loading error
+    (`RerankerLoadError`) is raised."""
     import uvicorn
 
-    factory = qwen3_batcher_factory(model, device, dtype, batch_tokens, max_length, max_wait_ms, max_queue)
-    app = create_rerank_app(factory, model, max_documents=max_documents)
+    app = create_rerank_app(batcher_factory, model_name, max_documents=max_documents)
     service: RerankService = app.state.service
     service.log_load_errors = False  # raised below, once, for the command line to print
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
 
     def watch() -> None:
         service.wait_ready()
-        if service.ready.is_set():
+        if service.ready.is_set() and service.batcher is not None:
             batcher = service.batcher
-            engine = batcher.reranker if batcher else None
+            engine = batcher.reranker
             print(
-                f"Reranker ready: {model} on {getattr(engine, 'device', device)} "
-                f"(batch_tokens={batch_tokens}, max_wait_ms={max_wait_ms:g}, max_queue={max_queue}); "
-                f"POST http://{host}:{port}/v1/rerank",
+                f"Reranker ready: {model_name} on {getattr(engine, 'device', 'cpu')} "
+                f"(batch_tokens={getattr(engine, 'batch_tokens', 'n/a')}, max_wait_ms={batcher.max_wait * 1000:g}, "
+                f"max_queue={batcher.max_queue}); POST http://{host}:{port}/v1/rerank",
                 file=sys.stderr,
                 flush=True,
             )

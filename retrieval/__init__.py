@@ -12,11 +12,12 @@ from retrieval.errors import (
     IndexUnavailableError,
     RetrievalError,
 )
-from retrieval.index import Index
+from retrieval.index import RETRIEVAL_MODES, Index, RetrievalMode
 from retrieval.ingest import IngestSummary, ingest_path
 from retrieval.search import RetrievalResult, Retriever
 
 __all__ = [
+    "RETRIEVAL_MODES",
     "Candidate",
     "Chunk",
     "CollectionMismatchError",
@@ -30,6 +31,7 @@ __all__ = [
     "IngestSummary",
     "LoadedDocument",
     "RetrievalError",
+    "RetrievalMode",
     "RetrievalResult",
     "Retriever",
     "ingest_path",

@@ -54,7 +54,7 @@ class Candidate:
     retrieval_rank: int  # place in the retrieval ranking (the fused one in hybrid mode)
     retrieval_score: float
     path: str = ""  # the ingested file, for matching evaluation labels that name files
-    # Place in each channel's own ranking (None: not among that channel's top results, or channel not used).
+    # Place in each leg's own ranking (None: not among that leg's top results, or leg not used).
     dense_rank: int | None = None
     dense_score: float | None = None
     lexical_rank: int | None = None

@@ -22,8 +22,8 @@ from retrieval.index import (
     Index,
     IndexPoint,
     SearchRequest,
-    channel_lists,
     explain_hits,
+    leg_lists,
 )
 
 _KEYWORD_FIELDS = ("path", "doc_id", "source")
@@ -141,34 +141,34 @@ class EdgeIndex(Index):
 
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
         where = _filter(request)
-        channels = _channel_queries(request)
+        legs = _leg_queries(request)
         shard = self._shard(collection)
         if request.mode != "hybrid":
-            only = qe.QueryRequest(limit=request.limit, query=channels[request.mode], filter=where, with_payload=True)
+            only = qe.QueryRequest(limit=request.limit, query=legs[request.mode], filter=where, with_payload=True)
             return [_hit(p) for p in shard.query(only)]
-        depth = request.channel_depth()
+        depth = request.leg_depth()
         fused = qe.QueryRequest(
             limit=request.limit,
-            prefetches=[qe.Prefetch(depth, query=channels[name], filter=where) for name in ("dense", "lexical")],
+            prefetches=[qe.Prefetch(depth, query=legs[name], filter=where) for name in ("dense", "lexical")],
             query=_fusion(request),
             with_payload=True,
         )
         if not request.explain:
             return [_hit(p) for p in shard.query(fused)]
-        # One planned batch: the fusion query and each channel's own list (for each hit's rank per channel).
-        fused_points, *channel_points = shard.query_batch(
-            qe.QueryBatchRequest([fused, *self._channel_requests(request, channels, where)])
+        # One planned batch: the fusion query and each leg's own list (for each hit's rank per leg).
+        fused_points, *leg_points = shard.query_batch(
+            qe.QueryBatchRequest([fused, *self._leg_requests(request, legs, where)])
         )
-        return explain_hits([_hit(p) for p in fused_points], channel_lists(channel_points))
+        return explain_hits([_hit(p) for p in fused_points], leg_lists(leg_points))
 
-    def channel_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
-        batch = self._channel_requests(request, _channel_queries(request), _filter(request))
-        return channel_lists(self._shard(collection).query_batch(qe.QueryBatchRequest(batch)))
+    def leg_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
+        batch = self._leg_requests(request, _leg_queries(request), _filter(request))
+        return leg_lists(self._shard(collection).query_batch(qe.QueryBatchRequest(batch)))
 
     @staticmethod
-    def _channel_requests(request: SearchRequest, channels: dict[str, Any], where: Any) -> list[qe.QueryRequest]:
-        depth = request.channel_depth()
-        return [qe.QueryRequest(limit=depth, query=channels[name], filter=where) for name in ("dense", "lexical")]
+    def _leg_requests(request: SearchRequest, legs: dict[str, Any], where: Any) -> list[qe.QueryRequest]:
+        depth = request.leg_depth()
+        return [qe.QueryRequest(limit=depth, query=legs[name], filter=where) for name in ("dense", "lexical")]
 
     def finish_writes(self, collection: str) -> None:
         shard = self._shard(collection)
@@ -193,7 +193,7 @@ def _filter(request: SearchRequest) -> qe.Filter | None:
     return qe.Filter(must=conditions) if conditions else None
 
 
-def _channel_queries(request: SearchRequest) -> dict[str, Any]:
+def _leg_queries(request: SearchRequest) -> dict[str, Any]:
     queries: dict[str, Any] = {}
     if request.dense is not None:
         queries["dense"] = qe.Query.Nearest(list(map(float, request.dense)), using=DENSE_VECTOR)

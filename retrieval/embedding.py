@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrieval.errors import EmbedderLoadError
+from retrieval.errors import EmbedderLoadError, first_line
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class Embedder:
             self._model = SentenceTransformer(location, device=None if device == "auto" else device)
         except Exception as exc:  # any failure to load is the same problem for the user
             raise EmbedderLoadError(
-                f"Cannot load the embedding model {self.name!r}: {_first_line(exc)}. Set EMBED_MODEL to a "
+                f"Cannot load the embedding model {self.name!r}: {first_line(exc)}. Set EMBED_MODEL to a "
                 "sentence-transformers model id (needs internet the first time) or a local folder, or leave it "
                 "empty for the bundled all-MiniLM-L6-v2."
             ) from exc
@@ -54,8 +54,3 @@ class Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

@@ -1,6 +1,12 @@
 """Errors retrieval raises for users: each message says what went wrong and what to do."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """Short error lines for users; the whole exception stays chained (`raise ... from exc`) for the log."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:limit]
+
+
 class RetrievalError(RuntimeError):
     """Base class for retrieval errors shown to users as one clear line."""
 

@@ -32,7 +32,7 @@ class CollectionInfo:
     dimension: int
     embed_model: str | None
     points: int
-    lexical_model: str | None = None  # None: created before the lexical channel existed (dense only)
+    lexical_model: str | None = None  # None: created before the lexical leg existed (dense only)
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,12 @@ class IndexPoint:
 
 @dataclass(frozen=True)
 class Fusion:
-    """How a hybrid query merges its two channels, inside Qdrant.
+    """How a hybrid query merges its two legs (the dense and the lexical query), inside Qdrant.
 
-    `rrf`: reciprocal rank fusion as Qdrant computes it, the sum over channels of 1 / (k - 1 + rank / weight) with
-    1-based ranks; `weights` are (dense, lexical). A weight below 1 stretches that channel's ranks: its hits count
+    `rrf`: reciprocal rank fusion as Qdrant computes it, the sum over legs of 1 / (k - 1 + rank / weight) with
+    1-based ranks; `weights` are (dense, lexical). A weight below 1 stretches that leg's ranks: its hits count
     less and fade faster down its list.
-    `dbsf`: distribution-based score fusion (each channel's scores normalised by mean +- 3 standard deviations,
+    `dbsf`: distribution-based score fusion (each leg's scores normalised by mean +- 3 standard deviations,
     summed).
     """
 
@@ -66,17 +66,17 @@ class SearchRequest:
     dense: Sequence[float] | None = None
     lexical: SparseVector | None = None
     fusion: Fusion = Fusion()
-    depth: int = 0  # how deep each channel looks before fusion; 0 means max(limit, 50)
+    depth: int = 0  # how deep each leg looks before fusion; 0 means max(limit, 50)
     filters: Mapping[str, Any] | None = None
-    explain: bool = True  # also return each hit's rank and score in each channel (see `Index.channel_places`)
+    explain: bool = True  # also return each hit's rank and score in each leg (see `Index.leg_places`)
 
-    def channel_depth(self) -> int:
+    def leg_depth(self) -> int:
         return max(self.depth or max(self.limit, 50), self.limit)
 
 
 @dataclass(frozen=True)
-class ChannelHit:
-    rank: int  # 1-based within the channel
+class LegHit:
+    rank: int  # 1-based within the leg
     score: float
 
 
@@ -85,31 +85,31 @@ class Hit:
     id: str
     score: float
     payload: Mapping[str, Any]
-    channels: Mapping[str, ChannelHit] = field(default_factory=dict)  # "dense"/"lexical" -> place there
+    legs: Mapping[str, LegHit] = field(default_factory=dict)  # "dense"/"lexical" -> place there
 
 
-def channel_lists(channel_points: Sequence[Sequence[Any]]) -> dict[str, list[tuple[str, float]]]:
-    """The dense and lexical channel results (scored points of either backend, in that order) as (id, score)."""
-    dense, lexical = channel_points
+def leg_lists(leg_points: Sequence[Sequence[Any]]) -> dict[str, list[tuple[str, float]]]:
+    """The dense and lexical leg results (scored points of either backend, in that order) as (id, score)."""
+    dense, lexical = leg_points
     return {
         "dense": [(str(p.id), float(p.score)) for p in dense],
         "lexical": [(str(p.id), float(p.score)) for p in lexical],
     }
 
 
-def channel_index(channel_results: Mapping[str, Sequence[tuple[str, float]]]) -> dict[str, dict[str, ChannelHit]]:
-    """Per channel, each point id's rank (1-based) and score there."""
+def leg_index(leg_results: Mapping[str, Sequence[tuple[str, float]]]) -> dict[str, dict[str, LegHit]]:
+    """Per leg, each point id's rank (1-based) and score there."""
     return {
-        channel: {point: ChannelHit(rank, score) for rank, (point, score) in enumerate(results, start=1)}
-        for channel, results in channel_results.items()
+        leg: {point: LegHit(rank, score) for rank, (point, score) in enumerate(results, start=1)}
+        for leg, results in leg_results.items()
     }
 
 
-def explain_hits(hits: list[Hit], channel_results: Mapping[str, Sequence[tuple[str, float]]]) -> list[Hit]:
-    """Attach each hit's rank and score in each channel's own result list (absent: not in that channel's depth)."""
-    places = channel_index(channel_results)
+def explain_hits(hits: list[Hit], leg_results: Mapping[str, Sequence[tuple[str, float]]]) -> list[Hit]:
+    """Attach each hit's rank and score in each leg's own result list (absent: not in that leg's depth)."""
+    places = leg_index(leg_results)
     return [
-        Hit(hit.id, hit.score, hit.payload, {ch: found[hit.id] for ch, found in places.items() if hit.id in found})
+        Hit(hit.id, hit.score, hit.payload, {leg: found[hit.id] for leg, found in places.items() if hit.id in found})
         for hit in hits
     ]
 
@@ -156,12 +156,12 @@ class Index(ABC):
 
     @abstractmethod
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
-        """Best points first. `hybrid` is one Qdrant query: a prefetch per channel and a fusion query over them
-        (with `explain`, the two channel queries run in the same batch to report each hit's place in each)."""
+        """Best points first. `hybrid` is one Qdrant query: a prefetch per leg and a fusion query over them
+        (with `explain`, the two leg queries run in the same batch to report each hit's place in each)."""
 
     @abstractmethod
-    def channel_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
-        """Each channel's own ranking at the hybrid request's depth, as (point id, score), without payloads: what
+    def leg_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
+        """Each leg's own ranking at the hybrid request's depth, as (point id, score), without payloads: what
         `explain` attaches to hits, for callers that fetch it apart from the fused query (off the hot path)."""
 
     def search(
@@ -178,7 +178,7 @@ class Index(ABC):
 
     def ensure_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
         """Create the collection, or check that it was built with this embedding model, vector size and
-        lexical model (a collection from before the lexical channel must be rebuilt)."""
+        lexical model (a collection from before the lexical leg must be rebuilt)."""
         info = self.collection_info(collection)
         if info is None:
             self.create_collection(collection, dimension, embed_model, lexical_model)

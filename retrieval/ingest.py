@@ -69,7 +69,7 @@ def ingest_path(
     rebuild: bool = False,
 ) -> IngestSummary:
     """`rebuild` drops the collection first (after a model change, or for a collection made before the lexical
-    channel); without it such a collection is refused with a message that says so."""
+    leg); without it such a collection is refused with a message that says so."""
     started = time.perf_counter()
     root = root.resolve()
     if not root.exists():
@@ -132,7 +132,7 @@ def _ingest_file(
     if document.source == str(path):
         document.source = key
     chunks = chunk_document(document, chunk_tokens, overlap_tokens)
-    texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in both channels
+    texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in both legs
     vectors = embedder.encode(texts)
     sparse = lexical.encode_documents(texts)
     points = [

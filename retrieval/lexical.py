@@ -1,4 +1,4 @@
-"""The lexical channel: BM25 term weights as a sparse vector, made by Qdrant's own BM25 model (`qdrant_edge.Bm25`).
+"""The lexical leg: BM25 term weights as a sparse vector, made by Qdrant's own BM25 model (`qdrant_edge.Bm25`).
 
 Qdrant keeps the statistics: the collection's sparse vector has the IDF modifier, so a point stores only the term
 frequency part (k=1.2, b=0.75) and the query sends each unique term with weight 1. The same encoder serves the

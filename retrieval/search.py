@@ -1,5 +1,5 @@
 """Search: embed and tokenise the question, query the collection (dense, lexical or both fused), return ranked
-`Candidate`s with each one's place in each channel, and stage timings."""
+`Candidate`s with each one's place in each leg, and stage timings."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from retrieval.errors import CollectionNotFoundError, RetrievalError
 from retrieval.fusion import embedder_languages, hybrid_fusion
 from retrieval.index import (
     RETRIEVAL_MODES,
-    ChannelHit,
     CollectionInfo,
     Fusion,
     Index,
+    LegHit,
     SearchRequest,
-    channel_index,
     check_compatible,
+    leg_index,
     legacy_message,
 )
 from retrieval.lexical import LexicalEncoder
@@ -36,12 +36,12 @@ class RetrievalResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     mode: str = "dense"  # the mode that ran (a legacy collection runs dense whatever was asked)
     note: str | None = None  # why the mode differs from the one asked for
-    # Set by a hybrid search with explain=False: fetches each channel's ranking and fills the candidates' dense_*
+    # Set by a hybrid search with explain=False: fetches each leg's ranking and fills the candidates' dense_*
     # and lexical_* fields. The pipeline runs it while the reranker works, off the answer's critical path.
     pending_explanation: Callable[[], None] | None = None
 
     def explain(self) -> None:
-        """Fill the candidates' per-channel ranks and scores if the search left them for later (idempotent)."""
+        """Fill the candidates' per-leg ranks and scores if the search left them for later (idempotent)."""
         if self.pending_explanation is not None:
             self.pending_explanation()
             self.pending_explanation = None
@@ -90,7 +90,7 @@ class Retriever:
         explain: bool = True,
     ) -> RetrievalResult:
         """`mode`: dense, lexical or hybrid; `fusion` overrides the language-aware default (benchmarks).
-        `explain=False` runs only the fused query and leaves the per-channel ranks to `RetrievalResult.explain()`."""
+        `explain=False` runs only the fused query and leaves the per-leg ranks to `RetrievalResult.explain()`."""
         if mode not in RETRIEVAL_MODES:
             raise RetrievalError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(RETRIEVAL_MODES)}.")
         info = self._collection(collection)
@@ -104,7 +104,7 @@ class Retriever:
         timings["embed"] = (embedded - started) * 1000
         lexical = self.lexical.encode_query(query) if mode != "dense" else None
         if lexical is not None and len(lexical) == 0 and mode == "hybrid":
-            mode, lexical = "dense", None  # only stop words: the lexical channel has nothing to match
+            mode, lexical = "dense", None  # only stop words: the lexical leg has nothing to match
         tokenised = time.perf_counter()
         if mode != "dense":
             timings["tokenize"] = (tokenised - embedded) * 1000
@@ -132,8 +132,8 @@ class Retriever:
                 retrieval_score=hit.score,
                 path=str(hit.payload.get("path", "")),
             )
-            # A single-channel search is its own channel's ranking.
-            _set_channels(candidate, {mode: ChannelHit(rank, hit.score)} if mode != "hybrid" else hit.channels)
+            # A single-leg search is its own leg's ranking.
+            _set_legs(candidate, {mode: LegHit(rank, hit.score)} if mode != "hybrid" else hit.legs)
             candidates.append(candidate)
         result = RetrievalResult(candidates, timings, mode=mode, note=note)
         if mode == "hybrid" and not explain and candidates:
@@ -141,15 +141,15 @@ class Retriever:
         return result
 
     def _explain(self, collection: str, request: SearchRequest, candidates: list[Candidate]) -> None:
-        places = channel_index(self.index.channel_places(collection, request))
+        places = leg_index(self.index.leg_places(collection, request))
         for candidate in candidates:
-            _set_channels(
+            _set_legs(
                 candidate,
-                {ch: found[candidate.point_id] for ch, found in places.items() if candidate.point_id in found},
+                {leg: found[candidate.point_id] for leg, found in places.items() if candidate.point_id in found},
             )
 
 
-def _set_channels(candidate: Candidate, channels: Mapping[str, ChannelHit]) -> None:
-    dense, lexical = channels.get("dense"), channels.get("lexical")
+def _set_legs(candidate: Candidate, legs: Mapping[str, LegHit]) -> None:
+    dense, lexical = legs.get("dense"), legs.get("lexical")
     candidate.dense_rank, candidate.dense_score = (dense.rank, dense.score) if dense else (None, None)
     candidate.lexical_rank, candidate.lexical_score = (lexical.rank, lexical.score) if lexical else (None, None)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
 
-from retrieval.errors import IndexUnavailableError
+from retrieval.errors import IndexUnavailableError, first_line
 from retrieval.index import (
     DENSE_VECTOR,
     LEXICAL_VECTOR,
@@ -17,8 +17,8 @@ from retrieval.index import (
     Index,
     IndexPoint,
     SearchRequest,
-    channel_lists,
     explain_hits,
+    leg_lists,
 )
 
 T = TypeVar("T")
@@ -49,9 +49,8 @@ class QdrantServerIndex(Index):
         except (ValueError, KeyError):
             raise
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise IndexUnavailableError(
-                f"Cannot reach the {self.location}: {reason[:300]}. Is it running (docker compose up -d qdrant)? "
+                f"Cannot reach the {self.location}: {first_line(exc)}. Is it running (docker compose up -d qdrant)? "
                 "Check QDRANT_URL and QDRANT_API_KEY, or unset QDRANT_URL to use the embedded store."
             ) from exc
 
@@ -118,16 +117,16 @@ class QdrantServerIndex(Index):
 
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
         where = _filter(request)
-        channels = _channel_queries(request)
+        legs = _leg_queries(request)
         if request.mode != "hybrid":
-            query, using = channels[request.mode]
+            query, using = legs[request.mode]
             single = models.QueryRequest(query=query, using=using, filter=where, limit=request.limit, with_payload=True)
             return [_hit(p) for p in self._batch(collection, [single])[0]]
-        depth = request.channel_depth()
+        depth = request.leg_depth()
         fused = models.QueryRequest(
             prefetch=[
                 models.Prefetch(query=query, using=using, filter=where, limit=depth)
-                for query, using in (channels["dense"], channels["lexical"])
+                for query, using in (legs["dense"], legs["lexical"])
             ],
             query=_fusion(request),
             limit=request.limit,
@@ -135,13 +134,13 @@ class QdrantServerIndex(Index):
         )
         if not request.explain:
             return [_hit(p) for p in self._batch(collection, [fused])[0]]
-        # One round trip: the fusion query and each channel's own list (for each hit's rank per channel).
-        fused_points, *channel_points = self._batch(collection, [fused, *_channel_requests(request, channels, where)])
-        return explain_hits([_hit(p) for p in fused_points], channel_lists(channel_points))
+        # One round trip: the fusion query and each leg's own list (for each hit's rank per leg).
+        fused_points, *leg_points = self._batch(collection, [fused, *_leg_requests(request, legs, where)])
+        return explain_hits([_hit(p) for p in fused_points], leg_lists(leg_points))
 
-    def channel_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
-        requests = _channel_requests(request, _channel_queries(request), _filter(request))
-        return channel_lists(self._batch(collection, requests))
+    def leg_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
+        requests = _leg_requests(request, _leg_queries(request), _filter(request))
+        return leg_lists(self._batch(collection, requests))
 
     def _batch(self, collection: str, requests: list[models.QueryRequest]) -> list[list[models.ScoredPoint]]:
         responses = self._call(lambda: self.client.query_batch_points(collection, requests))
@@ -168,17 +167,17 @@ def _filter(request: SearchRequest) -> models.Filter | None:
     return models.Filter(must=conditions) if conditions else None
 
 
-def _channel_requests(
-    request: SearchRequest, channels: dict[str, tuple[Any, str]], where: models.Filter | None
+def _leg_requests(
+    request: SearchRequest, legs: dict[str, tuple[Any, str]], where: models.Filter | None
 ) -> list[models.QueryRequest]:
-    depth = request.channel_depth()
+    depth = request.leg_depth()
     return [
         models.QueryRequest(query=query, using=using, filter=where, limit=depth, with_payload=False)
-        for query, using in (channels["dense"], channels["lexical"])
+        for query, using in (legs["dense"], legs["lexical"])
     ]
 
 
-def _channel_queries(request: SearchRequest) -> dict[str, tuple[Any, str]]:
+def _leg_queries(request: SearchRequest) -> dict[str, tuple[Any, str]]:
     queries: dict[str, tuple[Any, str]] = {}
     if request.dense is not None:
         queries["dense"] = (list(map(float, request.dense)), DENSE_VECTOR)

@@ -26,6 +26,8 @@ MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
 # Seconds a PostgreSQL connection attempt may take before giving up (unless the URL sets connect_timeout).
 CONNECT_TIMEOUT_S = 10
+# The zero-setup database: `DATABASE_URL`'s default for ragbot and for a bare `alembic upgrade head`.
+DEFAULT_DATABASE_URL = "sqlite:///./data/ragbot.db"
 
 
 class DatabaseError(RuntimeError):

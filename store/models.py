@@ -39,14 +39,13 @@ NAMING_CONVENTION: dict[str, str] = {
 
 DEFAULT_PRESET_NAME = "default"
 DEFAULT_TEAM = "default"
-DEFAULT_INSTRUCTION = (
+DEFAULT_PRESET_INSTRUCTION = (
     "Given a question from a sales or support colleague, "
     "retrieve passages from the product documentation that answer it"
 )
 
 RANKING_STATUSES = ("ok", "no_answer", "error")
-# How a preset retrieves: the dense vector, the lexical (BM25) vector, or both fused (retrieval.index).
-RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
+# How a preset retrieves when it names no mode (the modes themselves: retrieval.RETRIEVAL_MODES).
 DEFAULT_RETRIEVAL_MODE = "hybrid"
 
 

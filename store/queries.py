@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.models import (
-    DEFAULT_INSTRUCTION,
+    DEFAULT_PRESET_INSTRUCTION,
     DEFAULT_PRESET_NAME,
     DEFAULT_TEAM,
     RANKING_STATUSES,
@@ -38,7 +38,7 @@ def default_preset(session: Session) -> Preset:
     """The preset named "default"; recreated (and flushed) with the stock values if someone deleted it."""
     preset = session.scalar(select(Preset).where(Preset.name == DEFAULT_PRESET_NAME))
     if preset is None:
-        preset = Preset(name=DEFAULT_PRESET_NAME, team=DEFAULT_TEAM, instruction=DEFAULT_INSTRUCTION)
+        preset = Preset(name=DEFAULT_PRESET_NAME, team=DEFAULT_TEAM, instruction=DEFAULT_PRESET_INSTRUCTION)
         session.add(preset)
         session.flush()
     return preset

@@ -95,10 +95,9 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kb_store: Path, tiny_re
 
 @pytest.fixture
 def components(env: Path, embedder) -> Iterator:
-    from bot.components import Components
+    from bot.app import Components
     from bot.settings import Settings
 
-    parts = Components(Settings())
-    parts.__dict__["embedder"] = embedder  # reuse the session's loaded model
+    parts = Components(Settings(), embedder=embedder)  # reuse the session's loaded model
     yield parts
     parts.close()

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import store
-from admin.app import render
 from admin.deps import db
 from admin.security import new_csrf_token, verify_password
+from admin.templating import render
 
 router = APIRouter()
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from admin.app import render
 from admin.deps import CurrentUser, current_user, db
 from admin.overview import LATENCY_SAMPLE, build_overview, charts, parse_days
+from admin.templating import render
 
 router = APIRouter()
 PERIODS = (7, 30, 90, 365)

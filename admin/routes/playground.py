@@ -1,4 +1,4 @@
-"""The rerank playground: rank pasted candidates, or run the whole pipeline for a question."""
+"""The rerank playground: rank pasted candidates, or answer a question the way the bot would."""
 
 from __future__ import annotations
 
@@ -12,19 +12,24 @@ from sqlalchemy.orm import Session
 
 import store
 from admin import playground
-from admin.app import render
 from admin.deps import CurrentUser, current_user, db
 from admin.playground import PlaygroundError
-from bot.pipeline import QuestionError
-from bot.slack.blocks import AnswerView
-from rerank import Reranker
+from admin.templating import render
+from bot.answering import (
+    AnswerError,
+    AnswerFailed,
+    AnswerService,
+    QuestionError,
+    RankedCandidate,
+    RerankerUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 
 class Unavailable(RuntimeError):
-    """The reranker or the pipeline cannot run now; the message says why."""
+    """The reranker or the answer service cannot run now; the message says why."""
 
 
 def _page(request: Request, user: CurrentUser, session: Session, status_code: int = 200, **context: Any) -> Response:
@@ -40,7 +45,7 @@ def _page(request: Request, user: CurrentUser, session: Session, status_code: in
         "errors": {},
         "message": None,
         "rows": None,
-        "view": None,
+        "result": None,
     }
     values.update(context)
     return render(
@@ -63,31 +68,25 @@ def _preset_instruction(session: Session, name: str) -> str | None:
     return preset.instruction
 
 
-def _pipeline(request: Request) -> Any:
+def _answers(request: Request) -> AnswerService:
     try:
-        return request.app.state.pipeline()
+        return request.app.state.answers()
     except Exception as exc:
-        log.exception("The pipeline could not start")
+        log.exception("The answer service could not start")
         raise Unavailable(f"The pipeline could not start ({type(exc).__name__}: {exc}).") from exc
 
 
-def _reranker(request: Request) -> Reranker:
-    slot = _pipeline(request).reranker
-    reranker = slot.get()
-    if reranker is None:
-        raise Unavailable(f"The reranker is unavailable: {slot.error or 'no reason was given'}")
-    return reranker
-
-
-def _rank(request: Request, session: Session, form: dict[str, str]) -> tuple[list[playground.RankedRow], str, str]:
+def _rank(request: Request, session: Session, form: dict[str, str]) -> tuple[list[RankedCandidate], str, str]:
     query = playground.parse_query(form["query"])
-    candidates = playground.parse_candidates(form["candidates"])
+    candidates = playground.as_candidates(playground.parse_candidates(form["candidates"]))
     instruction, source = playground.choose_instruction(
         form["instruction"], _preset_instruction(session, form["preset"])
     )
-    reranker = _reranker(request)
+    answers = _answers(request)
     try:
-        rows = playground.rank(reranker, query, candidates, instruction)
+        rows = answers.rank(query, candidates, instruction)
+    except RerankerUnavailableError as exc:
+        raise Unavailable(f"The reranker is unavailable: {exc}") from exc
     except Exception as exc:
         log.exception("Playground ranking failed")
         raise Unavailable(f"Ranking failed ({type(exc).__name__}: {exc}).") from exc
@@ -157,7 +156,7 @@ def playground_ask(
     form = {"question": question, "ask_preset": preset}
     try:
         _preset_instruction(session, preset)
-        result = _pipeline(request).ask(question, user=f"admin:{user.name}", preset_name=preset or None)
+        result = _answers(request).ask(question, user=f"admin:{user.name}", preset_name=preset or None)
     except PlaygroundError as exc:
         return _page(request, user, session, 400, errors={"ask_preset": str(exc)}, **form)
     except QuestionError as exc:
@@ -166,20 +165,9 @@ def playground_ask(
         return _page(request, user, session, 503, message=str(exc), **form)
     except Exception as exc:
         log.exception("Playground question failed")
-        ref = getattr(exc, "ranking_id", None)
-        message = f"The pipeline failed ({type(exc).__name__}: {exc})." + (f" Reference R-{ref}." if ref else "")
+        cause = exc.__cause__ if isinstance(exc, AnswerFailed) and exc.__cause__ else exc
+        ranking_id = exc.ranking_id if isinstance(exc, AnswerError) else None
+        reference = f" Reference R-{ranking_id}." if ranking_id else ""
+        message = f"The pipeline failed ({type(cause).__name__}: {cause}).{reference}"
         return _page(request, user, session, 503, message=message, **form)
-    view = AnswerView.from_result(result)
-    return _page(
-        request,
-        user,
-        session,
-        view=view,
-        answer_html=playground.answer_html(view.answer),
-        timings=result.timings_ms,
-        answer_writer=result.answer_writer,
-        retrieved=result.candidates,
-        retrieval_mode=result.retrieval_mode,
-        retrieval_note=result.retrieval_note,
-        **form,
-    )
+    return _page(request, user, session, result=result, answer_html=playground.answer_html(result.answer), **form)

@@ -16,16 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 import store
-from admin.app import render
 from admin.deps import CurrentUser, db, require_roles
 from admin.presets import (
     VERSIONED,
-    CompareError,
     FormErrors,
     PresetForm,
     bind,
     changed_fields,
-    compare,
     create_preset,
     rankings_per_version,
     restore_version,
@@ -35,6 +32,8 @@ from admin.presets import (
     versions,
     word_diff,
 )
+from admin.templating import render
+from bot.answering import AnswerService, CompareError, QuestionError, validate_question
 from store.models import DEFAULT_RETRIEVAL_MODE
 
 log = logging.getLogger(__name__)
@@ -214,8 +213,6 @@ def preset_compare(
     session: Session = Depends(db),
 ) -> Response:
     """Rank the same candidates with the saved instruction and with the draft; nothing is saved."""
-    from bot.pipeline import QuestionError, validate_question
-
     preset = _editable(session, preset_id, user)
     form = _draft(preset, sent)
     page = {"form": form, "question": question}
@@ -231,14 +228,14 @@ def preset_compare(
     if errors:
         return _edit_page(request, user, session, preset, 422, errors=errors, **page)
     try:
-        pipeline = request.app.state.pipeline()
+        answers: AnswerService = request.app.state.answers()
     except Exception as exc:  # models or the index could not load: say so on the page
-        log.exception("The pipeline could not start for a preset comparison")
+        log.exception("The answer service could not start for a preset comparison")
         return _edit_page(
             request, user, session, preset, 503, compare_error=f"The pipeline could not start: {exc}", **page
         )
     try:
-        comparison = compare(pipeline, preset, form.instruction, question, form.retrieval_mode)
+        comparison = answers.compare(preset.name, form.instruction, question, form.retrieval_mode)
     except CompareError as exc:
         return _edit_page(request, user, session, preset, 503, compare_error=str(exc), **page)
     return _edit_page(request, user, session, preset, comparison=comparison, **page)

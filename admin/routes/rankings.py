@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 import store
 from admin import rankings
-from admin.app import render
 from admin.deps import CurrentUser, db, require_roles
+from admin.templating import render
 
 router = APIRouter()
 reviewers = require_roles("admin", "reviewer")

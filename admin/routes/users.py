@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import store
-from admin.app import render
 from admin.deps import CurrentUser, db, require_roles
+from admin.templating import render
 
 router = APIRouter()
 admins = require_roles("admin")

@@ -13,7 +13,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.slack.listeners import Asker, SlackListeners
+from bot.answering import AnswerService
+from bot.slack.listeners import SlackListeners
 from bot.slack.worker import AnswerPool
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def build_slack_app(
     signing_secret: str | None,
     api_url: str,
     slash_command: str,
-    ask: Asker,
+    answers: AnswerService,
     sessions: sessionmaker[Session],
     pool: AnswerPool,
 ) -> App:
@@ -65,14 +66,14 @@ def build_slack_app(
             "that the app is installed to the workspace, and SLACK_API_URL."
         ) from exc
     app.middleware(ignore_bot_messages)
-    SlackListeners(ask, sessions, pool).register(app, slash_command)
+    SlackListeners(answers, sessions, pool).register(app, slash_command)
     return app
 
 
 def _bolt_app(bot_token: str, signing_secret: str | None, api_url: str) -> App:
     return App(
         client=web_client(bot_token, api_url),
-        # Socket Mode needs no signing secret; HTTP mode refuses to start without one (bot.server).
+        # Socket Mode needs no signing secret; HTTP mode refuses to start without one (bot.app.web).
         signing_secret=signing_secret or "socket-mode-only",
         request_verification_enabled=bool(signing_secret),
         # Listeners only ack, claim and enqueue; a wide executor keeps acks fast under bursts.

@@ -7,6 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import store
+from bot.answering import AnswerStatus, AskResult, Citation, RerankStatus
+
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 FEEDBACK_BLOCK_ID = "ragbot_feedback"
@@ -20,34 +23,29 @@ _MD_BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
 @dataclass(frozen=True)
-class SourceView:
-    n: int
-    title: str
-    section: str
-    source: str
-    score: float | None
-
-
-@dataclass(frozen=True)
 class AnswerView:
-    """What a Slack answer shows; built from a pipeline result or from a logged ranking."""
+    """What a Slack answer shows; built from an answer or from a logged ranking."""
 
     ranking_id: int | None
     answer: str
-    status: str
-    sources: list[SourceView]
+    status: AnswerStatus
+    sources: list[Citation]
     preset: str
     preset_version: int
-    rerank: str
+    rerank: RerankStatus
     note: str | None = None
 
+    def __post_init__(self) -> None:  # a view may be built from logged text: give it the typed statuses
+        object.__setattr__(self, "status", AnswerStatus(self.status))
+        object.__setattr__(self, "rerank", RerankStatus(self.rerank))
+
     @classmethod
-    def from_result(cls, result: Any) -> AnswerView:  # bot.pipeline.AskResult
+    def from_result(cls, result: AskResult) -> AnswerView:
         return cls(
             ranking_id=result.ranking_id,
             answer=result.answer,
             status=result.status,
-            sources=[SourceView(c.n, c.title, c.section, c.source, c.score) for c in result.citations],
+            sources=list(result.citations),
             preset=result.preset.name,
             preset_version=result.preset.version,
             rerank=result.rerank,
@@ -55,18 +53,19 @@ class AnswerView:
         )
 
     @classmethod
-    def from_log(cls, log: Any) -> AnswerView:  # store.RankingLog
-        if log.status == "ok":
+    def from_log(cls, log: store.RankingLog) -> AnswerView:
+        status = AnswerStatus(log.status)
+        if status is AnswerStatus.OK:
             chosen = [c for c in log.candidates if c.used and c.citation and f"[{c.citation}]" in (log.answer or "")]
             chosen.sort(key=lambda c: c.citation)
-            sources = [SourceView(c.citation, c.title, c.section, c.source, c.rerank_score) for c in chosen]
+            sources = [Citation(c.citation, c.title, c.section, c.source, c.rerank_score) for c in chosen]
         else:
             best = sorted(log.candidates, key=lambda c: c.rerank_rank or c.retrieval_rank)[:3]
-            sources = [SourceView(i, c.title, c.section, c.source, c.rerank_score) for i, c in enumerate(best, 1)]
+            sources = [Citation(i, c.title, c.section, c.source, c.rerank_score) for i, c in enumerate(best, 1)]
         return cls(
             ranking_id=log.id,
             answer=log.answer or "",
-            status=log.status,
+            status=status,
             sources=sources,
             preset=log.preset_name,
             preset_version=log.preset_version,
@@ -111,7 +110,7 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _source_line(source: SourceView) -> str:
+def _source_line(source: Citation) -> str:
     title = escape(source.title + (f" › {source.section}" if source.section else ""))
     score = f" · rerank {source.score:.2f}" if source.score is not None else ""
     if source.source.startswith(("http://", "https://")):
@@ -162,9 +161,9 @@ def answer_blocks(view: AnswerView, actions: str = "feedback") -> list[dict[str,
     """The answer, its sources, the preset, and feedback (or share) buttons; at most 50 blocks."""
     tail: list[dict[str, Any]] = []
     if view.sources:
-        heading = "*Sources*" if view.status == "ok" else "*Closest passages* (not used for an answer)"
+        heading = "*Sources*" if view.status is AnswerStatus.OK else "*Closest passages* (not used for an answer)"
         lines = [_source_line(s) for s in view.sources]
-        if view.rerank != "ok":
+        if not view.rerank.ok:
             lines.append(f"⚠️ Reranking was {escape(view.rerank)}; these are in retrieval order.")
         tail.extend(_section(piece) for piece in split_text(heading + "\n" + "\n".join(lines)))
     meta = f"Preset *{escape(view.preset)}* (v{view.preset_version})"

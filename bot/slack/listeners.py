@@ -1,5 +1,5 @@
 """Slack listeners: acknowledge at once, claim the message in the database (exactly-once), then hand the
-question to the answer pool. The pipeline never runs on a request thread."""
+question to the answer pool. Answering never runs on a request thread."""
 
 from __future__ import annotations
 
@@ -7,26 +7,20 @@ import json
 import logging
 import re
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import store
-from bot.pipeline import AskResult, QuestionError
+from bot.answering import AnswerError, AnswerService, QuestionError
 from bot.slack import blocks
 from bot.slack.worker import AnswerPool
 
 log = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 WORKING_REACTION = "eyes"
-
-
-class Asker(Protocol):
-    def __call__(
-        self, question: str, channel: str | None = None, user: str | None = None, context: str | None = None
-    ) -> AskResult: ...
 
 
 def question_text(text: str) -> str:
@@ -36,15 +30,15 @@ def question_text(text: str) -> str:
 
 def reference_for(exc: BaseException) -> str:
     """The id a user can quote: the logged ranking when there is one, else a fresh id (also in the log)."""
-    ranking_id = getattr(exc, "ranking_id", None)
+    ranking_id = exc.ranking_id if isinstance(exc, AnswerError) else None
     return f"R-{ranking_id}" if ranking_id else f"E-{uuid.uuid4().hex[:8]}"
 
 
 class SlackListeners:
     """The handlers, registered on a Bolt `App` by `register`. Everything slow goes to `pool`."""
 
-    def __init__(self, ask: Asker, sessions: sessionmaker[Session], pool: AnswerPool) -> None:
-        self.ask = ask
+    def __init__(self, answers: AnswerService, sessions: sessionmaker[Session], pool: AnswerPool) -> None:
+        self.answers = answers
         self.sessions = sessions
         self.pool = pool
 
@@ -109,7 +103,7 @@ class SlackListeners:
         thread_ts = event.get("thread_ts") or ts
         try:
             context = self._thread_question(client, channel, thread_ts) if thread_ts != ts else None
-            result = self.ask(question, channel=channel, user=event.get("user"), context=context)
+            result = self.answers.ask(question, channel=channel, user=event.get("user"), context=context)
             view = blocks.AnswerView.from_result(result)
             client.chat_postMessage(
                 channel=channel,
@@ -153,7 +147,7 @@ class SlackListeners:
 
     def _answer_command(self, command: dict[str, Any], question: str, respond: Respond) -> None:
         try:
-            result = self.ask(question, channel=command.get("channel_id"), user=command.get("user_id"))
+            result = self.answers.ask(question, channel=command.get("channel_id"), user=command.get("user_id"))
             view = blocks.AnswerView.from_result(result)
             respond(
                 response_type="ephemeral",

@@ -50,7 +50,7 @@ def pipeline_provider() -> Callable[[], Any]:
 @pytest.fixture
 def admin_app(sessions: sessionmaker[Session], pipeline_provider: Callable[[], Any]):
     from admin import create_admin_app
-    from bot.server import create_http_app
+    from bot.app.web import create_http_app
 
     return create_http_app(None, create_admin_app(sessions, pipeline_provider, secret_key="test-secret"))
 
@@ -111,13 +111,13 @@ def live(components) -> Iterator[Callable[[str], AdminClient]]:
     same users; returns a sign-in function like `as_user`."""
     from admin import create_admin_app
     from admin.users import create_user
-    from bot.server import create_http_app
+    from bot.app.web import create_http_app
 
     with components.sessions.begin() as session:
         for name, (role, team) in USERS.items():
             create_user(session, name, PASSWORD, role, team)
     app = create_http_app(
-        None, create_admin_app(components.sessions, lambda: components.pipeline, secret_key="test-secret")
+        None, create_admin_app(components.sessions, lambda: components.answers, secret_key="test-secret")
     )
     with signed_in_clients(app) as sign_in:
         yield sign_in

@@ -10,6 +10,7 @@ import re
 
 import store
 from admin import playground
+from rerank import DEFAULT_INSTRUCTION
 
 CANDIDATES = [
     "SSO is not available on the Starter plan.",
@@ -96,7 +97,7 @@ def test_pipeline_mode_and_an_unavailable_reranker(live, components, monkeypatch
     unknown = client.form("/admin/playground/ask", {"question": "SSO?", "preset": "gone"})
     assert unknown.status_code == 400 and "no preset named &#39;gone&#39;" in unknown.text
 
-    slot = components.pipeline.reranker
+    slot = components.reranker
     monkeypatch.setattr(slot, "get", lambda: None)
     monkeypatch.setattr(slot, "error", "Could not load the reranker from /models/nowhere: no such folder.")
     down = client.form("/admin/playground/rank", rank_form())
@@ -129,14 +130,14 @@ def test_pipeline_mode_shows_the_presets_retrieval_mode_and_a_fallback(live, com
     rows = candidate_rows(page.text)
     assert rows and all(r["dense"] == ["–"] and r["lexical"][0].startswith("#") for r in rows)
 
-    search = components.pipeline.retriever.search
+    search = components.retriever.search
 
     def legacy(question, collection, limit, filters=None, mode="hybrid", **options):  # no keyword vectors
         result = search(question, collection, limit, filters, mode="dense", **options)
         result.note = "Collection kb has no keyword vectors: re-ingest it for lexical retrieval."
         return result
 
-    monkeypatch.setattr(components.pipeline.retriever, "search", legacy)
+    monkeypatch.setattr(components.retriever, "search", legacy)
     fallback = client.form("/admin/playground/ask", {"question": "SAML with Okta", "preset": "keywords"})
     assert "Retrieval: <strong>dense</strong>" in fallback.text
     assert "ℹ️ Collection kb has no keyword vectors: re-ingest it for lexical retrieval." in fallback.text
@@ -177,7 +178,7 @@ def test_candidate_parsing_and_instruction_choice() -> None:
     assert playground.parse_candidates(" a \n\n b\n") == [(1, "a"), (3, "b")]
     assert playground.choose_instruction("  mine ", "preset's") == ("mine", "custom")
     assert playground.choose_instruction("", "preset's") == ("preset's", "preset")
-    assert playground.choose_instruction("", "  ") == (playground.DEFAULT_INSTRUCTION, "default")
+    assert playground.choose_instruction("", "  ") == (DEFAULT_INSTRUCTION, "default")
     link = playground.answer_html("See **this** [docs](https://docs.nimbusdesk.example/a) <script>")
     assert "<strong>this</strong>" in link and '<a href="https://docs.nimbusdesk.example/a"' in link
     assert "&lt;script&gt;" in link

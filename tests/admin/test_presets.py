@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import select
 
 import store
 from admin.presets import RETRIEVAL_LABELS, PresetForm, update_preset
-from retrieval import Candidate, RetrievalResult
+from retrieval import RETRIEVAL_MODES, Candidate, RetrievalResult
 from tests.admin.conftest import signed_in_clients
 
 VALID = {
@@ -151,7 +150,7 @@ def selected_mode(html: str) -> str:
     return re.search(r'<option value="(\w+)" selected>', select).group(1)
 
 
-@pytest.mark.parametrize("mode", store.models.RETRIEVAL_MODES)
+@pytest.mark.parametrize("mode", RETRIEVAL_MODES)
 def test_each_retrieval_mode_is_saved_versioned_shown_and_restored(as_user, sessions, mode: str) -> None:
     sam = as_user("sam")
     offered = re.findall(r'<option value="(\w+)"', sam.get("/admin/presets/new").text)
@@ -162,7 +161,7 @@ def test_each_retrieval_mode_is_saved_versioned_shown_and_restored(as_user, sess
     assert selected_mode(sam.get(f"/admin/presets/{preset_id}").text) == mode
     assert f'<td class="retrieval-mode" title="{RETRIEVAL_LABELS[mode]}">{mode}</td>' in sam.get("/admin/presets").text
 
-    other = next(m for m in store.models.RETRIEVAL_MODES if m != mode)
+    other = next(m for m in RETRIEVAL_MODES if m != mode)
     assert save(sam, preset_id, retrieval_mode=other, base_version="1").status_code == 303
     preset, rows = preset_state(sessions, preset_id)
     assert (preset.version, preset.retrieval_mode) == (2, other)
@@ -245,7 +244,7 @@ def test_a_preset_made_outside_the_admin_app_keeps_its_first_state(sessions) -> 
     with sessions() as session:
         rows = session.scalars(select(store.PresetVersion).order_by(store.PresetVersion.version)).all()
         assert [(r.version, r.author) for r in rows] == [(1, None), (2, "alice")]
-        assert rows[0].instruction == store.models.DEFAULT_INSTRUCTION
+        assert rows[0].instruction == store.models.DEFAULT_PRESET_INSTRUCTION
 
 
 def test_binding_channels(as_user, sessions) -> None:
@@ -373,7 +372,7 @@ def test_compare_ranks_the_same_candidates_with_the_saved_and_the_draft_instruct
 
     # a ranking made with the preset points at the version that produced it
     assert save(sam, preset_id, instruction=draft, candidates_k="8").status_code == 303
-    result = components.pipeline.ask("How do I set up SAML?", preset_name="sales-faq")
+    result = components.answers.ask("How do I set up SAML?", preset_name="sales-faq")
     with components.sessions() as session:
         log = session.get(store.RankingLog, result.ranking_id)
         version = session.scalar(
@@ -390,34 +389,45 @@ def passage(point: str, retrieval_rank: int, **channels: float) -> Candidate:
     )
 
 
-class FakePipeline:
-    """Retrieval by mode from `runs`, and a reranker whose scores depend on the instruction only."""
+class FakeRetriever:
+    """Retrieval by mode from `runs`, recording the modes asked for."""
 
-    default_collection = "kb"
+    def __init__(self, runs: dict[str, RetrievalResult]) -> None:
+        self.runs, self.searched = runs, []
+
+    def search(self, question: str, collection: str, limit: int, filters=None, mode: str = "hybrid", explain=True):
+        self.searched.append(mode)
+        return self.runs[mode]
+
+
+class FakeReranker:
+    """Scores that depend on the instruction only."""
+
+    name = "fake"
     SCORES: ClassVar[dict[str, dict[str, float]]] = {  # instruction -> passage -> score
         VALID["instruction"]: {"SSO": 0.9, "Billing": 0.5, "Okta": 0.2},
         "Billing first": {"Billing": 0.8, "Invoices": 0.7, "SSO": 0.1, "Okta": 0.05},
     }
 
-    def __init__(self, runs: dict[str, RetrievalResult]) -> None:
-        self.runs, self.searched = runs, []
-        self.retriever = SimpleNamespace(search=self.search)
-        self.reranker = SimpleNamespace(get=lambda: self, error=None)
-
-    def search(self, question: str, collection: str, limit: int, filters=None, mode: str = "hybrid"):
-        self.searched.append(mode)
-        return self.runs[mode]
-
-    def score(self, question: str, passages: list[str], instruction: str) -> list[float]:
+    def score(self, question: str, passages: list[str], instruction: str | None = None) -> list[float]:
         return [self.SCORES[instruction][p.split("\n")[0]] for p in passages]
+
+
+def answer_service(sessions, retriever: FakeRetriever):
+    """The real answer service over the test database, with a fake retriever and reranker."""
+    from bot.answering import AnswerService, ExtractiveAnswerer, Presets, RankingRecorder, RerankerSlot
+
+    return AnswerService(
+        Presets(sessions, "kb"), retriever, RerankerSlot(FakeReranker), ExtractiveAnswerer(), RankingRecorder(sessions)
+    )
 
 
 def test_compare_retrieves_with_the_drafts_mode_and_shows_each_channels_rank(sessions) -> None:
     from admin import create_admin_app
-    from bot.server import create_http_app
+    from bot.app.web import create_http_app
 
     fallback = "Collection kb holds no keyword vectors: retrieval ran dense only."
-    pipeline = FakePipeline(
+    pipeline = FakeRetriever(
         {
             "hybrid": RetrievalResult(  # the saved mode, falling back
                 [
@@ -434,7 +444,8 @@ def test_compare_retrieves_with_the_drafts_mode_and_shows_each_channels_rank(ses
             ),
         }
     )
-    app = create_http_app(None, create_admin_app(sessions, lambda: pipeline, secret_key="test-secret"))
+    answers = answer_service(sessions, pipeline)
+    app = create_http_app(None, create_admin_app(sessions, lambda: answers, secret_key="test-secret"))
     with signed_in_clients(app) as sign_in:
         sam = sign_in("sam")
         preset_id = create(sam)

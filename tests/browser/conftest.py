@@ -51,12 +51,12 @@ class LiveServer:
 def server(components) -> Iterator[LiveServer]:
     from admin import create_admin_app
     from admin.users import create_user
-    from bot.server import create_http_app
+    from bot.app.web import create_http_app
 
     with components.sessions.begin() as session:
         for name, (role, team) in USERS.items():
             create_user(session, name, PASSWORD, role, team)
-    app = create_http_app(None, create_admin_app(components.sessions, lambda: components.pipeline, secret_key="k"))
+    app = create_http_app(None, create_admin_app(components.sessions, lambda: components.answers, secret_key="k"))
     live = LiveServer(app)
     live.components = components  # type: ignore[attr-defined]
     yield live

@@ -109,7 +109,7 @@ def _is_score(token: str) -> bool:
 
 
 def test_a_reviewer_labels_a_candidate_and_downloads_the_csv(page, server) -> None:
-    result = server.components.pipeline.ask("How do I configure SAML with Okta?", channel="C0SUPPORT1", user="U1")
+    result = server.components.answers.ask("How do I configure SAML with Okta?", channel="C0SUPPORT1", user="U1")
     sign_in(page, "rita")
     page.goto("/admin/rankings")
     page.click(f"a[href$='/rankings/{result.ranking_id}']")

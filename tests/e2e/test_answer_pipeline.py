@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 import store
-from bot.pipeline import RerankRequiredError
+from bot.answering import RerankRequiredError
 from tests.conftest import SAMPLE_KB
 
 
@@ -37,7 +37,7 @@ def _source_exists(source: str, known: set[str]) -> bool:
     ],
 )
 def test_ask_answers_with_citations_and_logs_the_whole_ranking(components, question: str, expected_title: str) -> None:
-    result = components.pipeline.ask(question, channel="C0123ABCD", user="U1")
+    result = components.answers.ask(question, channel="C0123ABCD", user="U1")
 
     assert result.status == "ok" and result.rerank == "ok"
     assert result.answer.strip()
@@ -75,7 +75,7 @@ def test_ask_answers_with_citations_and_logs_the_whole_ranking(components, quest
 
 
 def test_json_contract(components) -> None:
-    data = components.pipeline.ask("What is the API rate limit?").to_json()
+    data = components.answers.ask("What is the API rate limit?").to_json()
     assert {"answer", "citations", "candidates", "preset", "rerank", "ranking_id", "timings_ms"} <= set(data)
     assert set(data["citations"][0]) >= {"n", "title", "source", "score"}
     assert set(data["candidates"][0]) >= {
@@ -106,8 +106,8 @@ def test_channel_preset_steers_instruction_and_limits(components) -> None:
         session.flush()
         store.bind_channel(session, "C0LEGAL01", "legal")
     question = "Is customer data encrypted at rest?"
-    legal = components.pipeline.ask(question, channel="C0LEGAL01")
-    default = components.pipeline.ask(question, channel="C0OTHER01")
+    legal = components.answers.ask(question, channel="C0LEGAL01")
+    default = components.answers.ask(question, channel="C0OTHER01")
     assert legal.preset.name == "legal" and default.preset.name == "default"
     assert len(legal.candidates) == 8 and sum(rc.used for rc in legal.candidates) == 2
     # same candidates, another instruction: the reranker sees it (scores change)
@@ -123,7 +123,7 @@ def test_channel_preset_steers_instruction_and_limits(components) -> None:
 def test_nothing_above_min_score_is_said_honestly(components) -> None:
     with components.sessions.begin() as session:
         store.default_preset(session).min_score = 0.999
-    result = components.pipeline.ask("How do I configure SAML with Okta?")
+    result = components.answers.ask("How do I configure SAML with Okta?")
     assert result.status == "no_answer"
     assert "could not find" in result.answer and "minimum of 0.999" in result.answer
     assert result.citations and not any(rc.used for rc in result.candidates)
@@ -133,7 +133,7 @@ def test_nothing_above_min_score_is_said_honestly(components) -> None:
 
 def test_unloadable_reranker_answers_in_retrieval_order_and_says_so(components, tmp_path: Path) -> None:
     components.settings.rerank_model = str(tmp_path / "no-such-model")
-    result = components.pipeline.ask("How do I export all our data?")
+    result = components.answers.ask("How do I export all our data?")
     assert result.rerank.startswith("skipped: reranker unavailable") and "no-such-model" in result.rerank
     assert [rc.candidate.retrieval_rank for rc in result.candidates] == list(range(1, 21))
     assert all(rc.rerank_score is None for rc in result.candidates)
@@ -141,19 +141,17 @@ def test_unloadable_reranker_answers_in_retrieval_order_and_says_so(components, 
     with components.sessions() as session:
         assert session.get(store.RankingLog, result.ranking_id).rerank_status == result.rerank
     with pytest.raises(RerankRequiredError, match="no-such-model"):
-        components.pipeline.ask("How do I export all our data?", require_rerank=True)
+        components.answers.ask("How do I export all our data?", require_rerank=True)
     with components.sessions() as session:
         last = session.scalars(select(store.RankingLog).order_by(store.RankingLog.id.desc())).first()
         assert last.status == "error" and "RerankRequiredError" in last.error
 
 
 def test_llm_writes_the_answer_from_the_top_passages(components, llm_server: str) -> None:
-    from bot.components import make_answer_writer
     from tests.fake_openai import FakeOpenAI
 
-    components.settings.llm_base_url = llm_server
-    components.pipeline.answer_writer = make_answer_writer(components.settings)
-    result = components.pipeline.ask("Can we integrate single sign-on for this customer?")
+    components.settings.llm_base_url = llm_server  # before the answer service is built from the settings
+    result = components.answers.ask("Can we integrate single sign-on for this customer?")
     assert result.answer == "SSO needs the Business plan [1]; Okta is supported [2]."
     assert [c.n for c in result.citations] == [1, 2]
     assert result.answer_writer.startswith("llm:")
@@ -169,15 +167,12 @@ def test_llm_writes_the_answer_from_the_top_passages(components, llm_server: str
 def test_llm_down_falls_back_to_an_extractive_answer_and_says_so(components) -> None:
     import socket
 
-    from bot.components import make_answer_writer
-
     with socket.socket() as sock:  # a port with nothing listening
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     components.settings.llm_base_url = f"http://127.0.0.1:{port}/v1"
     components.settings.llm_timeout = 2
-    components.pipeline.answer_writer = make_answer_writer(components.settings)
-    result = components.pipeline.ask("How do I export all our data?")
+    result = components.answers.ask("How do I export all our data?")
     assert result.status == "ok" and result.answer_writer == "extractive"
     assert "LLM could not answer" in result.note and re.search(r"\[\d\]", result.answer)
     with components.sessions() as session:
@@ -186,7 +181,6 @@ def test_llm_down_falls_back_to_an_extractive_answer_and_says_so(components) -> 
 
 def test_a_remote_rerank_server_serves_the_pipeline(components, tiny_reranker: Path, monkeypatch) -> None:
     """RERANK_URL: the bot reranks through `ragbot rerank-server`'s app over HTTP, same protocol, same scores."""
-    from bot.components import load_reranker
     from rerank import DynamicBatcher, Qwen3Reranker
     from rerank.server import create_rerank_app
     from tests.rerank.test_server import RunningRerankServer
@@ -194,9 +188,8 @@ def test_a_remote_rerank_server_serves_the_pipeline(components, tiny_reranker: P
     engine = Qwen3Reranker(str(tiny_reranker), device="cpu")
     server = RunningRerankServer(create_rerank_app(lambda: DynamicBatcher(engine), "tiny"))
     try:
-        components.settings.rerank_url = server.url
-        components.pipeline.reranker = type(components.pipeline.reranker)(lambda: load_reranker(components.settings))
-        remote = components.pipeline.ask("How do I set up SCIM provisioning?")
+        components.settings.rerank_url = server.url  # before the reranker is loaded from the settings
+        remote = components.answers.ask("How do I set up SCIM provisioning?")
         assert remote.rerank == "ok" and remote.reranker.startswith(server.url)
         passages = [rc.candidate.passage() for rc in remote.candidates]
         local = engine.score("How do I set up SCIM provisioning?", passages, remote.preset.instruction)

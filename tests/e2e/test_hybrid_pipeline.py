@@ -88,7 +88,7 @@ def test_the_preset_picks_the_retrieval_mode(components, mode: str, ran: str, ab
         )
         session.flush()
         store.bind_channel(session, "C0IT", "it")
-    result = components.pipeline.ask("SAML single sign-on with Okta", channel="C0IT")
+    result = components.answers.ask("SAML single sign-on with Okta", channel="C0IT")
     assert result.preset.retrieval_mode == mode and result.retrieval_mode == mode and result.retrieval_note is None
     data = result.to_json()
     assert data["retrieval"] == {"mode": mode, "note": None} and data["preset"]["retrieval_mode"] == mode
@@ -109,10 +109,10 @@ def test_the_preset_picks_the_retrieval_mode(components, mode: str, ran: str, ab
 def test_channel_ranks_are_fetched_while_reranking_and_never_fail_an_answer(components, monkeypatch, caplog) -> None:
     """The fused query alone precedes reranking; each channel's ranking is fetched on another thread meanwhile.
     If that fetch fails, the answer still goes out, without per-channel ranks."""
-    index = components.pipeline.retriever.index
-    places = index.channel_places
+    index = components.retriever.index
+    places = index.leg_places
     threads: dict[str, str] = {}
-    reranker = components.pipeline.reranker.get()
+    reranker = components.reranker.get()
     score = reranker.score
 
     def fetch(*args):
@@ -123,18 +123,18 @@ def test_channel_ranks_are_fetched_while_reranking_and_never_fail_an_answer(comp
         threads["rerank"] = threading.current_thread().name
         return score(*args, **kwargs)
 
-    monkeypatch.setattr(index, "channel_places", fetch)
+    monkeypatch.setattr(index, "leg_places", fetch)
     monkeypatch.setattr(reranker, "score", rerank)
-    result = components.pipeline.ask("SAML single sign-on with Okta")
+    result = components.answers.ask("SAML single sign-on with Okta")
     assert threads["explain"].startswith("ragbot-explain") and threads["explain"] != threads["rerank"]
     assert result.rerank == "ok" and any(rc.candidate.lexical_rank for rc in result.candidates)
 
     def broken(*args):
         raise ConnectionError("Qdrant went away")
 
-    monkeypatch.setattr(index, "channel_places", broken)
+    monkeypatch.setattr(index, "leg_places", broken)
     with caplog.at_level(logging.WARNING, logger="bot.pipeline"):
-        result = components.pipeline.ask("SAML single sign-on with Okta")
+        result = components.answers.ask("SAML single sign-on with Okta")
     assert result.status == "ok" and result.ranking_id is not None
     assert all(rc.candidate.dense_rank is None and rc.candidate.lexical_rank is None for rc in result.candidates)
     assert "dense and lexical ranks" in caplog.text
@@ -176,8 +176,8 @@ def test_a_legacy_collection_asks_for_rebuild_then_rebuilds(env: Path, capsys, t
 
 
 def test_demo_rebuilds_an_old_collection_only_when_it_holds_nothing_but_the_sample(env: Path, monkeypatch) -> None:
-    import bot.cli
-    from bot.cli import _holds_only_the_sample
+    import bot.cli.demo
+    from bot.cli.demo import holds_only_the_sample
 
     meta_file = env / "qdrant" / "kb" / "collection.json"
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
@@ -185,14 +185,14 @@ def test_demo_rebuilds_an_old_collection_only_when_it_holds_nothing_but_the_samp
     try:
         # the test store was ingested from a copy of the sample knowledge base: point the demo at that copy
         some_path = next(iter(index.file_hashes("kb")))
-        monkeypatch.setattr(bot.cli, "SAMPLE_KB", Path(some_path.split("/sample_kb/")[0]) / "sample_kb")
-        assert not _holds_only_the_sample(index, "kb")  # current: nothing to rebuild
+        monkeypatch.setattr(bot.cli.demo, "SAMPLE_KB", Path(some_path.split("/sample_kb/")[0]) / "sample_kb")
+        assert not holds_only_the_sample(index, "kb")  # current: nothing to rebuild
         del meta["lexical_model"]
         meta_file.write_text(json.dumps(meta), encoding="utf-8")
-        assert _holds_only_the_sample(index, "kb")  # an old demo collection: `ragbot demo` rebuilds it
-        assert not _holds_only_the_sample(index, "missing")
+        assert holds_only_the_sample(index, "kb")  # an old demo collection: `ragbot demo` rebuilds it
+        assert not holds_only_the_sample(index, "missing")
         user_file = {"path": "/srv/docs/pricing.md", "file_hash": "x", "chunk_index": 0, "text": "Pricing"}
         index.upsert("kb", [IndexPoint(point_id("/srv/docs/pricing.md", 0), [0.0] * 383 + [1.0], user_file)])
-        assert not _holds_only_the_sample(index, "kb")  # the user's own documents: never dropped
+        assert not holds_only_the_sample(index, "kb")  # the user's own documents: never dropped
     finally:
         index.close()

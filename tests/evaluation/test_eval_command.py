@@ -59,7 +59,7 @@ def test_eval_prints_the_table_json_and_report(env: Path, capsys, tmp_path: Path
 
 
 def test_replay_from_logs_reranks_labeled_questions(env: Path, capsys, components) -> None:
-    result = components.pipeline.ask("How do I fix SAML-401 signature validation failed?", channel="C1")
+    result = components.answers.ask("How do I fix SAML-401 signature validation failed?", channel="C1")
     with components.sessions.begin() as session:
         rows = session.scalars(
             select(store.RankedCandidate).where(store.RankedCandidate.ranking_id == result.ranking_id)
@@ -116,7 +116,7 @@ def test_sign_test_and_bootstrap_by_hand() -> None:
 def test_the_admin_label_export_is_an_evaluation_set(env: Path, components, tmp_path: Path) -> None:
     from admin.rankings import label_lines, parse_filter
 
-    result = components.pipeline.ask("What is the API rate limit on the Business plan?", channel="C1")
+    result = components.answers.ask("What is the API rate limit on the Business plan?", channel="C1")
     with components.sessions.begin() as session:
         first, second = session.scalars(
             select(store.RankedCandidate).where(store.RankedCandidate.ranking_id == result.ranking_id).limit(2)

@@ -1,7 +1,7 @@
 """Hybrid retrieval on both `Index` backends (Qdrant Edge on disk; qdrant-client's in-memory Qdrant): fusion
-against rankings computed by hand, each hit's place in each channel, the dense fallbacks (stop-word questions,
-collections from before the lexical channel), idempotent re-ingestion, and a Chinese question that only the
-lexical channel finds."""
+against rankings computed by hand, each hit's place in each leg, the dense fallbacks (stop-word questions,
+collections from before the lexical leg), idempotent re-ingestion, and a Chinese question that only the
+lexical leg finds."""
 
 from __future__ import annotations
 
@@ -72,9 +72,9 @@ def names(hits) -> list[int]:
 
 
 def rrf_by_hand(k: int, weights: tuple[float, float] = (1.0, 1.0)) -> dict[int, float]:
-    """Qdrant's reciprocal rank fusion, rank 1-based: a point gets 1 / (rank / weight + k - 1) from each channel
+    """Qdrant's reciprocal rank fusion, rank 1-based: a point gets 1 / (rank / weight + k - 1) from each leg
     it is in, i.e. 1 / (k + rank - 1) without weights. (Not `weight / (k + rank)`, as `Fusion`'s docstring says:
-    a weight below 1 does not shrink a channel's votes, it stretches its ranks.)"""
+    a weight below 1 does not shrink a leg's votes, it stretches its ranks.)"""
     scores = dict.fromkeys(range(N_POINTS), 0.0)
     for ranking, weight in ((DENSE_ORDER, weights[0]), (LEXICAL_ORDER, weights[1])):
         for rank, point in enumerate(ranking, start=1):
@@ -99,7 +99,7 @@ def lexical_score(point: int) -> float:
 # -- fusion -------------------------------------------------------------------------------------------------
 
 
-def test_rrf_fuses_the_two_channel_rankings(hand) -> None:
+def test_rrf_fuses_the_two_leg_rankings(hand) -> None:
     expected = rrf_by_hand(60)
     assert order(expected) == [2, 1, 3, 5, 0, 4]
     hits = hand.query("hand", hybrid(Fusion("rrf", k=60)))
@@ -132,9 +132,9 @@ def test_weighted_rrf_changes_the_order_as_qdrant_computes_it(hand) -> None:
     assert names(plain) == order(rrf_by_hand(60))
 
 
-def test_the_default_fusions_let_the_leading_channel_decide(hand) -> None:
-    """The policy's two fusions (k=2; the leading channel at 1, the other at 0.2) on the fixed set: the leader's
-    order holds except where the other channel lifts a point the leader ranks close."""
+def test_the_default_fusions_let_the_leading_leg_decide(hand) -> None:
+    """The policy's two fusions (k=2; the leading leg at 1, the other at 0.2) on the fixed set: the leader's
+    order holds except where the other leg lifts a point the leader ranks close."""
     dense_leads = hand.query("hand", hybrid(Fusion("rrf", RRF_K, DENSE_LEADS)))
     # p2 (dense #3, lexical #1) overtakes p1 (dense #2, no better in lexical); p5 overtakes p4 likewise
     assert names(dense_leads) == order(rrf_by_hand(RRF_K, DENSE_LEADS)) == [0, 2, 1, 3, 5, 4]
@@ -156,23 +156,23 @@ def test_dbsf_sums_scores_normalised_by_mean_and_three_sample_deviations(hand) -
     assert [hit.score for hit in hits] == pytest.approx([expected[p] for p in names(hits)], rel=1e-4)
 
 
-def test_explain_gives_each_hit_its_rank_and_score_in_each_channel(hand) -> None:
+def test_explain_gives_each_hit_its_rank_and_score_in_each_leg(hand) -> None:
     hits = {int(hit.payload["name"][1:]): hit for hit in hand.query("hand", hybrid(Fusion("rrf")))}
     for point, hit in hits.items():
-        dense = hit.channels["dense"]  # every point has a dense vector
+        dense = hit.legs["dense"]  # every point has a dense vector
         assert dense.rank == DENSE_ORDER.index(point) + 1
         assert dense.score == pytest.approx(dense_score(point), abs=1e-5)
         if point in TERM_WEIGHTS:
-            assert hit.channels["lexical"].rank == LEXICAL_ORDER.index(point) + 1
-            assert hit.channels["lexical"].score == pytest.approx(lexical_score(point), rel=1e-5)
+            assert hit.legs["lexical"].rank == LEXICAL_ORDER.index(point) + 1
+            assert hit.legs["lexical"].score == pytest.approx(lexical_score(point), rel=1e-5)
         else:
-            assert "lexical" not in hit.channels  # not in that channel's results: absent, not rank 0
-    assert set(hits[0].channels) == {"dense"} and set(hits[2].channels) == {"dense", "lexical"}
+            assert "lexical" not in hit.legs  # not in that leg's results: absent, not rank 0
+    assert set(hits[0].legs) == {"dense"} and set(hits[2].legs) == {"dense", "lexical"}
     quiet = hand.query("hand", hybrid(Fusion("rrf"), explain=False))
-    assert names(quiet) == names(list(hits.values())) and all(not hit.channels for hit in quiet)
+    assert names(quiet) == names(list(hits.values())) and all(not hit.legs for hit in quiet)
 
 
-def test_single_channel_modes(hand) -> None:
+def test_single_leg_modes(hand) -> None:
     dense = hand.query("hand", SearchRequest("dense", 10, dense=QUERY_DENSE))
     assert names(dense) == DENSE_ORDER
     assert [h.score for h in dense] == pytest.approx([dense_score(p) for p in DENSE_ORDER], abs=1e-5)
@@ -182,16 +182,16 @@ def test_single_channel_modes(hand) -> None:
     assert names(hand.query("hand", hybrid(Fusion("rrf"), limit=2))) == [2, 1]
 
 
-def test_filters_apply_to_both_channels_before_fusion(hand) -> None:
+def test_filters_apply_to_both_legs_before_fusion(hand) -> None:
     hits = hand.query("hand", hybrid(Fusion("rrf"), filters={"path": "a.md"}))
     assert names(hits) == [2, 0, 4]  # p2: dense #2 + lexical #1 of the filtered points
     assert {h.payload["path"] for h in hits} == {"a.md"}
-    ranks = {int(h.payload["name"][1:]): channel_ranks(h) for h in hits}
+    ranks = {int(h.payload["name"][1:]): leg_ranks(h) for h in hits}
     assert ranks == {2: {"dense": 2, "lexical": 1}, 0: {"dense": 1}, 4: {"dense": 3}}
 
 
-def channel_ranks(hit) -> dict[str, int]:
-    return {channel: place.rank for channel, place in hit.channels.items()}
+def leg_ranks(hit) -> dict[str, int]:
+    return {leg: place.rank for leg, place in hit.legs.items()}
 
 
 def test_both_backends_give_the_same_fused_ranking(tmp_path: Path) -> None:
@@ -203,7 +203,7 @@ def test_both_backends_give_the_same_fused_ranking(tmp_path: Path) -> None:
             a, b = edge.query("hand", hybrid(fusion)), server.query("hand", hybrid(fusion))
             assert [h.id for h in a] == [h.id for h in b], fusion
             assert [h.score for h in a] == pytest.approx([h.score for h in b], rel=1e-5), fusion
-            assert [channel_ranks(h) for h in a] == [channel_ranks(h) for h in b], fusion
+            assert [leg_ranks(h) for h in a] == [leg_ranks(h) for h in b], fusion
     finally:
         edge.close()
         server.close()
@@ -244,7 +244,7 @@ def docs(tmp_path: Path) -> Path:
     return folder
 
 
-def test_retriever_reports_both_channels_and_picks_fusion_by_language(index, embedder, docs: Path) -> None:
+def test_retriever_reports_both_legs_and_picks_fusion_by_language(index, embedder, docs: Path) -> None:
     ingest_path(docs, index, embedder, "kb")
     retriever = Retriever(index, embedder)
     result = retriever.search("HTTP 429 rate limit", "kb", 5)
@@ -271,7 +271,7 @@ def test_retriever_reports_both_channels_and_picks_fusion_by_language(index, emb
 
 
 def test_the_explanation_can_come_after_the_fused_query(index, embedder, docs: Path) -> None:
-    """The pipeline runs only the fused query before reranking and fetches the per-channel ranks meanwhile:
+    """The pipeline runs only the fused query before reranking and fetches the per-leg ranks meanwhile:
     the deferred explanation must give exactly what an explained search gives."""
     ingest_path(docs, index, embedder, "kb")
     retriever = Retriever(index, embedder)
@@ -280,8 +280,8 @@ def test_the_explanation_can_come_after_the_fused_query(index, embedder, docs: P
     assert [c.point_id for c in deferred.candidates] == [c.point_id for c in explained.candidates]
     assert all(c.dense_rank is None and c.lexical_rank is None for c in deferred.candidates)
     calls = []
-    places = index.channel_places
-    index.channel_places = lambda *args: calls.append(args) or places(*args)
+    places = index.leg_places
+    index.leg_places = lambda *args: calls.append(args) or places(*args)
     deferred.explain()
     deferred.explain()  # once only
     assert len(calls) == 1
@@ -304,7 +304,7 @@ def test_a_stop_word_question_falls_back_to_dense(index, embedder, docs: Path) -
 
 
 def _make_legacy(index, embedder, docs: Path) -> None:
-    """A collection as ragbot made it before the lexical channel: a dense vector and no lexical model."""
+    """A collection as ragbot made it before the lexical leg: a dense vector and no lexical model."""
     if isinstance(index, EdgeIndex):
         ingest_path(docs, index, embedder, "legacy")
         meta_file = index.root / "legacy" / "collection.json"

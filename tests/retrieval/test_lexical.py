@@ -1,4 +1,4 @@
-"""The lexical channel: which terms a text becomes (`LexicalEncoder`), the BM25 weights a passage stores, and the
+"""The lexical leg: which terms a text becomes (`LexicalEncoder`), the BM25 weights a passage stores, and the
 IDF that Qdrant multiplies in at query time (both backends)."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from store import (
     upgrade_database,
 )
 from store.db import MIGRATIONS_DIR, alembic_config, mask_url
-from store.models import DEFAULT_INSTRUCTION, NAMING_CONVENTION
+from store.models import DEFAULT_PRESET_INSTRUCTION, NAMING_CONVENTION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
@@ -68,7 +68,7 @@ def test_upgrade_creates_tables_and_default_preset(engine: Engine) -> None:
         presets = session.scalars(select(Preset)).all()
     assert len(presets) == 1
     (preset,) = presets
-    assert (preset.name, preset.team, preset.instruction) == ("default", "default", DEFAULT_INSTRUCTION)
+    assert (preset.name, preset.team, preset.instruction) == ("default", "default", DEFAULT_PRESET_INSTRUCTION)
     assert (preset.candidates_k, preset.top_n, preset.min_score) == (20, 3, 0.0)
     assert (preset.collection, preset.version) == (None, 1)
     # Server-side timestamps come back timezone-aware UTC on both backends.

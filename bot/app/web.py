@@ -1,6 +1,6 @@
-"""`ragbot serve`: the HTTP server (Slack's `POST /slack/events`, the admin app under `/admin`, `GET /healthz`),
-plus Socket Mode when an app token is set. Both Slack adapters dispatch into the same Bolt app, so both modes run
-the same handlers."""
+"""The web application `ragbot serve` runs (Slack's `POST /slack/events`, the admin app under `/admin`,
+`GET /healthz`), plus Socket Mode when an app token is set. Both Slack transports dispatch into the same Bolt
+app, so both modes run the same handlers."""
 
 from __future__ import annotations
 
@@ -8,23 +8,21 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from slack_bolt import App
-from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
 
-from bot.components import Components
+from bot.app.components import Components
 from bot.slack.app import SlackConfigError, build_slack_app
+from bot.slack.http import add_slack_route
 from bot.slack.worker import AnswerPool
 
 log = logging.getLogger(__name__)
 
 
 def create_http_app(slack_app: App | None, admin_app: FastAPI | None = None) -> FastAPI:
-    """The web application: `/healthz`, Slack's endpoint when `slack_app` is given (HTTP mode), the admin app
-    under `/admin` when given."""
+    """`/healthz`, Slack's endpoint when `slack_app` is given (HTTP mode), the admin app under `/admin` when
+    given."""
     api = FastAPI(title="ragbot", docs_url=None, redoc_url=None, openapi_url=None)
 
     @api.get("/healthz")
@@ -33,16 +31,8 @@ def create_http_app(slack_app: App | None, admin_app: FastAPI | None = None) -> 
 
     if admin_app is not None:
         api.mount("/admin", admin_app)
-
     if slack_app is not None:
-
-        @api.post("/slack/events")
-        async def slack_events(request: Request) -> Response:
-            body = await request.body()
-            # Bolt's dispatch is synchronous (it returns once a listener acks): keep it off the event loop.
-            bolt_response = await run_in_threadpool(slack_app.dispatch, to_bolt_request(request, body))
-            return to_starlette_response(bolt_response)
-
+        add_slack_route(api, slack_app)
     return api
 
 
@@ -75,7 +65,7 @@ def build_admin(parts: Components) -> FastAPI:
     s = parts.settings
     return create_admin_app(
         parts.sessions,
-        lambda: parts.pipeline,
+        lambda: parts.answers,
         secret_key=s.admin_secret_key,
         production=s.ragbot_env == "production",
     )
@@ -92,14 +82,13 @@ def build_service(parts: Components) -> SlackService:
             "Set SLACK_SIGNING_SECRET to receive Slack's HTTP requests at /slack/events, or SLACK_APP_TOKEN "
             "(xapp-...) to connect in Socket Mode (no public URL needed). README: 'Slack'."
         )
-    pipeline = parts.pipeline
     pool = AnswerPool(s.slack_workers)
     app = build_slack_app(
         bot_token=s.slack_bot_token,
         signing_secret=s.slack_signing_secret,
         api_url=s.slack_api_url,
         slash_command=s.slack_slash_command,
-        ask=pipeline.ask,
+        answers=parts.answers,
         sessions=parts.sessions,
         pool=pool,
     )

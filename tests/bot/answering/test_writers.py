@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answer import ExtractiveAnswerer, LLMAnswerer, Passage, cited_numbers, remove_dangling_citations
+from bot.answering.writers import ExtractiveAnswerer, LLMAnswerer, Passage, cited_numbers, remove_dangling_citations
 from retrieval import Candidate
 from tests.fake_openai import FakeOpenAI
 

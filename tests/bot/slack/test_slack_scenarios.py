@@ -10,8 +10,8 @@ import time
 from sqlalchemy import func, select
 
 import store
+from tests.bot.slack.conftest import mention
 from tests.fake_slack import BOT_ID, BOT_USER_ID
-from tests.slack.conftest import mention
 
 TS = "1700000001.000100"
 
@@ -66,11 +66,11 @@ def test_retries_and_the_duplicate_message_event_get_no_second_reply(slack, fake
 
 
 def test_two_bot_processes_sharing_one_database_answer_once(slack, fake_slack, monkeypatch, embedder) -> None:
-    from tests.slack.conftest import RunningServer, start_service
+    from tests.bot.slack.conftest import RunningServer, start_service
 
     # A second bot "process": its own Bolt app, worker pool and HTTP server, the same database.
-    parts, service = start_service(monkeypatch, fake_slack, embedder)
-    parts.__dict__["index"] = slack.parts.index  # the embedded index admits one process; share it here
+    # the embedded index admits one process; share it here
+    parts, service = start_service(monkeypatch, fake_slack, embedder, index=slack.parts.index)
     other = RunningServer(service)
     try:
         event = mention("Which plans include single sign-on?")
@@ -81,8 +81,7 @@ def test_two_bot_processes_sharing_one_database_answer_once(slack, fake_slack, m
         assert len(fake_slack.calls_to("chat.postMessage")) == 1
     finally:
         other.stop()
-        parts.__dict__.pop("index")
-        parts.close()
+        parts.close()  # leaves the shared index open
 
 
 def test_a_bad_or_stale_signature_gets_401_and_no_reply(slack, fake_slack) -> None:
@@ -165,7 +164,7 @@ def test_a_failing_stage_gets_the_never_silent_message(slack, fake_slack, monkey
     def broken_search(*args, **kwargs):
         raise ConnectionError("Qdrant went away")
 
-    monkeypatch.setattr(slack.parts.pipeline.retriever, "search", broken_search)
+    monkeypatch.setattr(slack.parts.retriever, "search", broken_search)
     slack.event(mention("What is SCIM?"))
     [reply] = fake_slack.wait_for("chat.postMessage")
     [log] = ranking_logs(slack)
@@ -182,7 +181,7 @@ def test_a_failing_reranker_answers_in_retrieval_order_and_says_so(slack, fake_s
         def score(self, query, documents, instruction=None):
             raise RuntimeError("CUDA error: device-side assert triggered")
 
-    monkeypatch.setattr(slack.parts.pipeline.reranker, "get", lambda: BrokenReranker())
+    monkeypatch.setattr(slack.parts.reranker, "get", lambda: BrokenReranker())
     reply, log = _answered(slack, fake_slack)
     sources = json.dumps(reply.args["blocks"], ensure_ascii=False)
     assert "Reranking was skipped: reranker failed" in sources and "in retrieval order" in sources
@@ -262,17 +261,17 @@ def test_a_rate_limited_web_api_call_is_retried_after_retry_after(slack, fake_sl
 def test_thirty_mentions_at_once_are_acked_fast_and_answered_once(env, monkeypatch, fake_slack, embedder) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from bot.server import build_service
-    from tests.slack.conftest import RunningServer, start_service
+    from bot.app.web import build_service
+    from tests.bot.slack.conftest import RunningServer, start_service
 
     parts, service = start_service(monkeypatch, fake_slack, embedder, workers=8)
-    real_ask = parts.pipeline.ask
+    real_ask = parts.answers.ask
 
     def slow_ask(*args, **kwargs):
         time.sleep(2.0)  # a pipeline that takes 2 s per question
         return real_ask(*args, **kwargs)
 
-    monkeypatch.setattr(parts.pipeline, "ask", slow_ask)
+    monkeypatch.setattr(parts.answers, "ask", slow_ask)
     service.close()
     service = build_service(parts)  # wired onto the slowed pipeline
     server = RunningServer(service)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bot.answering import Citation
 from bot.slack.blocks import (
     MAX_BLOCKS,
     SECTION_LIMIT,
     AnswerView,
-    SourceView,
     answer_blocks,
     replace_feedback_buttons,
     split_text,
@@ -19,7 +19,7 @@ def view(answer: str, **overrides) -> AnswerView:
         "ranking_id": 7,
         "answer": answer,
         "status": "ok",
-        "sources": [SourceView(1, "SSO <beta> & SAML", "Okta *setup*", "https://docs.example/sso?a=1&b=2", 0.91)],
+        "sources": [Citation(1, "SSO <beta> & SAML", "Okta *setup*", "https://docs.example/sso?a=1&b=2", 0.91)],
         "preset": "sales",
         "preset_version": 3,
         "rerank": "ok",
@@ -51,7 +51,7 @@ def test_titles_are_escaped_and_links_are_the_documents_own() -> None:
 
 def test_a_path_source_is_shown_as_code_and_a_skipped_rerank_is_said() -> None:
     skipped = view(
-        "x [1]", rerank="skipped: reranker unavailable", sources=[SourceView(1, "Notes", "", "/kb/a.md", None)]
+        "x [1]", rerank="skipped: reranker unavailable", sources=[Citation(1, "Notes", "", "/kb/a.md", None)]
     )
     text = str(answer_blocks(skipped))
     assert "[1] Notes (`/kb/a.md`)" in text and "Reranking was skipped: reranker unavailable" in text

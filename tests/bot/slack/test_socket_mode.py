@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 
+from tests.bot.slack.conftest import mention
 from tests.fake_slack import FakeSocketModeServer
-from tests.slack.conftest import mention
 
 
 def test_socket_mode_receives_a_mention_acks_it_and_answers_in_the_thread(
     env, monkeypatch, fake_slack, embedder
 ) -> None:
-    from bot.components import Components
-    from bot.server import build_service
+    from bot.app import Components
+    from bot.app.web import build_service
     from bot.settings import Settings
 
     socket = FakeSocketModeServer()
@@ -20,8 +20,7 @@ def test_socket_mode_receives_a_mention_acks_it_and_answers_in_the_thread(
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-socket")
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-socket")
     monkeypatch.setenv("SLACK_API_URL", fake_slack.api_url)
-    parts = Components(Settings())
-    parts.__dict__["embedder"] = embedder
+    parts = Components(Settings(), embedder=embedder)
     service = build_service(parts)
     try:
         assert service.socket_mode is not None

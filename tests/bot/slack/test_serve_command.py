@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from tests.slack.conftest import SIGNING_SECRET, mention
+from tests.bot.slack.conftest import SIGNING_SECRET, mention
 
 
 def free_port() -> int:
@@ -96,7 +96,7 @@ def test_a_rejected_bot_token_is_a_clear_error(env: Path, fake_slack, monkeypatc
     import pytest
 
     from bot.slack.app import SlackConfigError
-    from tests.slack.conftest import start_service
+    from tests.bot.slack.conftest import start_service
 
     fake_slack.auth_error = "invalid_auth"
     with pytest.raises(SlackConfigError, match=r"Slack did not accept SLACK_BOT_TOKEN.*invalid_auth"):

@@ -107,18 +107,20 @@ def mention(text: str, ts: str = "1700000001.000100", channel: str = "C0SALES01"
     }
 
 
-def start_service(monkeypatch: pytest.MonkeyPatch, fake: FakeSlack, embedder: Any, workers: int = 4) -> Any:
-    """`ragbot serve`'s own wiring (bot.server.build_service) over this test's environment."""
-    from bot.components import Components
-    from bot.server import build_service
+def start_service(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeSlack, embedder: Any, workers: int = 4, **provided: Any
+) -> Any:
+    """`ragbot serve`'s own wiring (bot.app.web.build_service) over this test's environment; `provided` are
+    components shared with another bot "process" of the same test."""
+    from bot.app import Components
+    from bot.app.web import build_service
     from bot.settings import Settings
 
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     monkeypatch.setenv("SLACK_API_URL", fake.api_url)
     monkeypatch.setenv("SLACK_WORKERS", str(workers))
-    parts = Components(Settings())
-    parts.__dict__["embedder"] = embedder
+    parts = Components(Settings(), embedder=embedder, **provided)
     return parts, build_service(parts)
 
 

@@ -1,0 +1,226 @@
+"""The answer service: the one place a question is answered. Preset for the channel -> retrieve -> rerank with
+the preset's instruction -> keep top_n above min_score -> write the answer -> log the whole ranking.
+
+The Slack app, the admin app, the CLI and the evaluation use this API and nothing below it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from bot.answering.compare import compare_presets
+from bot.answering.errors import AnswerError, AnswerFailed, RerankerUnavailableError, RerankRequiredError
+from bot.answering.presets import Presets
+from bot.answering.questions import validate_question
+from bot.answering.ranking import RerankerSlot, first_sentence, rerank_candidates
+from bot.answering.record import RankingRecorder
+from bot.answering.results import (
+    AnswerStatus,
+    AskResult,
+    Citation,
+    Comparison,
+    PresetSnapshot,
+    RankedCandidate,
+    RerankerStatus,
+    RerankStatus,
+)
+from bot.answering.writers import Answer, AnswerWriter, ExtractiveAnswerer, Passage
+from rerank import Reranker
+from retrieval import Candidate, Retriever
+
+log = logging.getLogger(__name__)
+STAGES = ("embed", "tokenize", "search", "rerank", "answer", "total")
+
+
+def _wait_for_explanation(explaining: Future[None]) -> None:
+    """Per-leg ranks are for reviewers: if fetching them fails, the answer goes out without them."""
+    try:
+        explaining.result(timeout=10)
+    except Exception:
+        log.warning("Could not fetch the candidates' dense and lexical ranks", exc_info=True)
+
+
+class AnswerService:
+    """Answers questions, ranks given texts, compares presets. Built once per process by the composition root."""
+
+    def __init__(
+        self,
+        presets: Presets,
+        retriever: Retriever,
+        reranker: RerankerSlot,
+        answer_writer: AnswerWriter,
+        recorder: RankingRecorder,
+        require_rerank: bool = False,
+    ) -> None:
+        self.presets = presets
+        self.retriever = retriever
+        self.reranker = reranker
+        self.answer_writer = answer_writer
+        self.recorder = recorder
+        self.require_rerank = require_rerank
+        self._extractive = ExtractiveAnswerer()
+        # Fetches each candidate's per-leg ranks while the reranker works (off the answer's critical path).
+        self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragbot-explain")
+
+    # -- the public API ----------------------------------------------------------------------------
+    def preset(self, channel: str | None = None, name: str | None = None) -> PresetSnapshot:
+        """The preset bound to `channel` (else the default), or the one named `name` (ValueError if none)."""
+        return self.presets.resolve(channel, name)
+
+    def reranker_status(self) -> RerankerStatus:
+        return self.reranker.status()
+
+    def loaded_reranker(self) -> Reranker:
+        """The reranker, loading it now; RerankerUnavailableError says why it cannot load."""
+        model = self.reranker.get()
+        if model is None:
+            raise RerankerUnavailableError(self.reranker.error or "no reason was given")
+        return model
+
+    def rank(self, query: str, candidates: list[Candidate], instruction: str) -> list[RankedCandidate]:
+        """`candidates` best first by the reranker with `instruction` (ties keep the order given)."""
+        return rerank_candidates(self.loaded_reranker(), query, candidates, instruction)
+
+    def compare(
+        self, preset_name: str, draft_instruction: str, question: str, draft_mode: str | None = None
+    ) -> Comparison:
+        """The saved preset `preset_name` against a draft instruction (and retrieval mode) on one question."""
+        saved = self.preset(name=preset_name)
+        return compare_presets(self.retriever, self.reranker, saved, draft_instruction, question, draft_mode)
+
+    def ask(
+        self,
+        question: str,
+        channel: str | None = None,
+        user: str | None = None,
+        require_rerank: bool | None = None,
+        context: str | None = None,
+        preset_name: str | None = None,
+    ) -> AskResult:
+        """Answer one question. `context` (e.g. a thread's first question) is put before the question for
+        retrieval and reranking; `preset_name` picks a preset instead of the channel's. Once the question is
+        accepted every outcome is logged: a failure raises an `AnswerError` whose `ranking_id` is the logged row
+        (`AnswerFailed` from the cause when it was unexpected)."""
+        question = validate_question(question)
+        if context and context.strip():
+            question = validate_question(f"{context.strip()}\n{question}")
+        required = self.require_rerank if require_rerank is None else require_rerank
+        started = time.perf_counter()
+        preset = self.preset(channel, preset_name)
+        timings: dict[str, float] = {}
+        try:
+            retrieved = self.retriever.search(
+                question, preset.collection, preset.candidates_k, mode=preset.retrieval_mode, explain=False
+            )
+            timings.update(retrieved.timings_ms)
+            explaining = self._background.submit(retrieved.explain)
+            ranked, rerank_status, reranker_name, timings["rerank"] = self._rerank(
+                question, retrieved.candidates, preset, required
+            )
+            _wait_for_explanation(explaining)
+            t0 = time.perf_counter()
+            result = self._answer(question, ranked, preset, rerank_status, reranker_name)
+            result.retrieval_mode, result.retrieval_note = retrieved.mode, retrieved.note
+            timings["answer"] = (time.perf_counter() - t0) * 1000
+        except AnswerError as exc:
+            timings["total"] = (time.perf_counter() - started) * 1000
+            exc.ranking_id = self.recorder.failed(question, channel, user, preset, exc, timings)
+            raise
+        except Exception as exc:
+            timings["total"] = (time.perf_counter() - started) * 1000
+            ranking_id = self.recorder.failed(question, channel, user, preset, exc, timings)
+            raise AnswerFailed(exc, ranking_id=ranking_id) from exc
+        timings["total"] = (time.perf_counter() - started) * 1000
+        result.timings_ms = {k: timings.get(k, 0.0) for k in STAGES}
+        result.ranking_id = self.recorder.answered(result, channel, user)
+        return result
+
+    def close(self) -> None:
+        """Stop the background thread; the collaborators belong to whoever built them."""
+        self._background.shutdown(wait=False, cancel_futures=True)
+
+    # -- stages ------------------------------------------------------------------------------------
+    def _rerank(
+        self, question: str, candidates: list[Candidate], preset: PresetSnapshot, required: bool
+    ) -> tuple[list[RankedCandidate], RerankStatus, str | None, float]:
+        t0 = time.perf_counter()
+        reranker = self.reranker.get()
+        if reranker is None:
+            reason = f"reranker unavailable ({first_sentence(self.reranker.error or '')})"
+        elif not candidates:
+            return [], RerankStatus.skipped("no candidates"), reranker.name, 0.0
+        else:
+            try:
+                ranked = rerank_candidates(reranker, question, candidates, preset.instruction)
+            except Exception as exc:  # a broken reranker must not take answers down with it
+                log.exception("Reranking failed")
+                reason = f"reranker failed ({type(exc).__name__}: {exc})"
+            else:
+                return ranked, RerankStatus.done(), reranker.name, (time.perf_counter() - t0) * 1000
+        if required:
+            raise RerankRequiredError(f"Reranking is required (--require-rerank / RERANK_REQUIRED) but {reason}.")
+        name = reranker.name if reranker else None
+        in_retrieval_order = [RankedCandidate(c) for c in candidates]
+        return in_retrieval_order, RerankStatus.skipped(reason), name, (time.perf_counter() - t0) * 1000
+
+    def _answer(
+        self,
+        question: str,
+        ranked: list[RankedCandidate],
+        preset: PresetSnapshot,
+        rerank_status: RerankStatus,
+        reranker_name: str | None,
+    ) -> AskResult:
+        # min_score is on the reranker's 0-1 scale; retrieval scores are not comparable to it.
+        eligible = [rc for rc in ranked if not rerank_status.ok or (rc.rerank_score or 0.0) >= preset.min_score]
+        chosen = eligible[: preset.top_n]
+        if not chosen:
+            if not ranked:
+                text = "I found nothing in the knowledge base for this question."
+            else:
+                top = ranked[0].rerank_score or 0.0
+                text = (
+                    f"I could not find a passage that answers this confidently (best rerank score {top:.2f} is "
+                    f"below this preset's minimum of {preset.min_score:g}). The closest passages are listed "
+                    "below; check them yourself or rephrase the question."
+                )
+            closest = [Citation.of(i, rc) for i, rc in enumerate(ranked[: preset.top_n], start=1)]
+            return AskResult(
+                question,
+                text,
+                AnswerStatus.NO_ANSWER,
+                closest,
+                ranked,
+                preset,
+                rerank_status,
+                reranker_name,
+                "none",
+                None,
+            )
+
+        passages = [Passage(n, rc.candidate, rc.rerank_score) for n, rc in enumerate(chosen, start=1)]
+        try:
+            answer: Answer = self.answer_writer.write(question, passages)
+        except Exception as exc:  # the LLM is down or slow: still answer, and say why
+            log.warning("Answer writer %s failed: %s", self.answer_writer.name, exc)
+            answer = self._extractive.write(question, passages)
+            answer.note = f"The LLM could not answer ({type(exc).__name__}: {exc}); this is an extractive answer."
+        if not answer.cited:  # an answer without citations is not grounded: cite what it was written from
+            answer.cited = [p.n for p in passages]
+        for n, rc in enumerate(chosen, start=1):
+            rc.used = True
+            rc.citation = n
+        citations = [Citation.of(n, chosen[n - 1]) for n in answer.cited]
+        return AskResult(
+            question,
+            answer.text,
+            AnswerStatus.OK,
+            citations,
+            ranked,
+            preset,
+            rerank_status,
+            reranker_name,
+            answer.writer,
+            answer.note,
+        )

@@ -1,0 +1,167 @@
+"""The composition root: the only code that turns settings into objects (database, index, embedder, reranker,
+answer writer, the answer service). Everything is built lazily, once, and `close()` releases what was built."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+import store
+from bot.answering import (
+    AnswerService,
+    AnswerWriter,
+    ExtractiveAnswerer,
+    LLMAnswerer,
+    Presets,
+    RankingRecorder,
+    RerankerSlot,
+)
+from bot.settings import Settings
+from rerank import DynamicBatcher, Reranker
+from retrieval import Embedder, Index, Retriever, open_index
+from retrieval.fusion import embedder_languages
+
+log = logging.getLogger(__name__)
+
+
+def load_engine(settings: Settings) -> Reranker:
+    """The in-process reranking engine of RERANK_BACKEND (Qwen3-Reranker or a cross-encoder). Raises
+    `rerank.RerankerLoadError` with a clear message when the model cannot be loaded."""
+    if settings.rerank_backend == "cross-encoder":
+        from rerank.cross_encoder import CrossEncoderReranker
+
+        return CrossEncoderReranker(settings.rerank_model, device=settings.rerank_device)
+    from rerank import Qwen3Reranker
+
+    return Qwen3Reranker(
+        settings.rerank_model,
+        device=settings.rerank_device,
+        dtype=settings.rerank_dtype,
+        max_length=settings.rerank_max_length,
+        batch_tokens=settings.rerank_batch_tokens,
+    )
+
+
+def load_reranker(settings: Settings) -> Reranker:
+    """The reranker the bot uses: a remote /v1/rerank server (RERANK_URL), else the in-process engine."""
+    if settings.rerank_url:
+        from rerank.http import HttpReranker
+
+        return HttpReranker(
+            settings.rerank_url,
+            api_key=settings.rerank_api_key,
+            timeout=settings.rerank_timeout,
+            instruction_mode=settings.rerank_instruction_mode,
+        )
+    return load_engine(settings)
+
+
+def rerank_batcher_factory(settings: Settings) -> Callable[[], DynamicBatcher]:
+    """What `ragbot rerank-server` serves: the configured engine behind a dynamic batcher (loaded on call)."""
+
+    def factory() -> DynamicBatcher:
+        return DynamicBatcher(
+            load_engine(settings), max_wait_ms=settings.rerank_batch_wait_ms, max_queue=settings.rerank_queue_size
+        )
+
+    return factory
+
+
+def make_answer_writer(settings: Settings) -> AnswerWriter:
+    if settings.llm_base_url:
+        return LLMAnswerer(settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+    return ExtractiveAnswerer()
+
+
+class Components:
+    """The shared parts of one ragbot process, built from `settings` on first use.
+
+    Keyword arguments provide parts instead of building them (tests reuse a loaded embedder, or share one
+    embedded index between two bot "processes"): `Components(settings, embedder=model)`. A provided part
+    belongs to the caller, so `close()` leaves it open."""
+
+    PARTS = ("engine", "sessions", "index", "embedder", "retriever", "reranker", "answers")
+
+    def __init__(self, settings: Settings, **provided: Any) -> None:
+        unknown = set(provided) - set(self.PARTS)
+        if unknown:
+            raise TypeError(f"Unknown component(s) {', '.join(sorted(unknown))}; known: {', '.join(self.PARTS)}")
+        self.settings = settings
+        self.__dict__.update(provided)  # cached_property reads the instance dict first
+        self._provided = frozenset(provided)
+
+    def _built(self, name: str) -> bool:
+        return name in self.__dict__ and name not in self._provided
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = store.make_engine(self.settings.database_url)
+        store.upgrade_database(engine)
+        return engine
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return store.session_factory(self.engine)
+
+    @cached_property
+    def index(self) -> Index:
+        s = self.settings
+        return open_index(s.qdrant_url, s.qdrant_path, api_key=s.qdrant_api_key, timeout=s.qdrant_timeout)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return Embedder(self.settings.embed_model, device=self.settings.embed_device)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        languages = embedder_languages(self.embedder.name, self.settings.embed_languages)
+        return Retriever(self.index, self.embedder, dense_languages=languages)
+
+    @cached_property
+    def reranker(self) -> RerankerSlot:
+        return RerankerSlot(lambda: load_reranker(self.settings))
+
+    @cached_property
+    def answers(self) -> AnswerService:
+        return AnswerService(
+            presets=Presets(self.sessions, self.settings.ragbot_collection),
+            retriever=self.retriever,
+            reranker=self.reranker,
+            answer_writer=make_answer_writer(self.settings),
+            recorder=RankingRecorder(self.sessions),
+            require_rerank=self.settings.rerank_required,
+        )
+
+    def close(self) -> None:
+        """Release what this object built: the answer service's thread, the reranker's connections, the
+        embedded index (one process at a time may hold it), the database pool."""
+        if self._built("answers"):
+            self.answers.close()
+        if self._built("reranker"):
+            self.reranker.close()
+        if self._built("index"):
+            self.index.close()
+        if self._built("engine"):
+            self.engine.dispose()
+
+    def __enter__(self) -> Components:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_components(**overrides: Any) -> Components:
+    """The process's components from the environment (and `.env`); `overrides` replace settings by field name
+    (the command line's options, e.g. `rerank_model=`)."""
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    if overrides:
+        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    return Components(settings)

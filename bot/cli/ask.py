@@ -1,0 +1,65 @@
+"""`ragbot ask`: one question, answered with numbered sources, the preset, the rerank status and timings."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from bot.cli.console import out
+
+if TYPE_CHECKING:
+    from bot.answering import AskResult
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes")],
+    channel: Annotated[str | None, typer.Option(help="Slack channel id whose preset to use")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    require_rerank: Annotated[
+        bool | None, typer.Option("--require-rerank", help="Fail if reranking cannot run [env: RERANK_REQUIRED]")
+    ] = None,
+) -> None:
+    """Answer a question from the knowledge base, with numbered sources and timings."""
+    from bot.answering import validate_question
+    from bot.app import open_components
+
+    validate_question(question)  # before loading anything
+    with open_components() as parts:
+        result = parts.answers.ask(question, channel=channel, require_rerank=require_rerank or None)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        print_result(result)
+
+
+def print_result(result: AskResult) -> None:
+    from bot.answering import AnswerStatus
+
+    out.print(escape(result.answer))
+    if result.note:
+        out.print(f"[yellow]{escape(result.note)}[/]")
+    heading = "Sources" if result.status is AnswerStatus.OK else "Closest passages (not used)"
+    out.print(f"\n[bold]{heading}[/]")
+    for c in result.citations:
+        score = f"{c.score:.2f}" if c.score is not None else "n/a"
+        where = f"{c.title} › {c.section}" if c.section else c.title
+        out.print(f"  [{c.n}] {escape(where)} — {escape(c.source)}  (rerank {score})")
+    rerank = result.rerank if result.rerank.ok else f"[yellow]{escape(result.rerank)}[/]"
+    out.print(
+        f"\npreset [bold]{escape(result.preset.name)}[/] v{result.preset.version} · "
+        f"retrieval {result.retrieval_mode} · rerank {rerank} · "
+        f"answer {escape(result.answer_writer)} · ranking #{result.ranking_id}"
+    )
+    t = result.timings_ms
+    out.print(
+        "timings: "
+        + " · ".join(
+            f"{stage} {t.get(stage, 0.0):.0f} ms" for stage in ("embed", "search", "rerank", "answer", "total")
+        )
+    )
+    if result.retrieval_note:
+        out.print(f"[yellow]retrieval: {escape(result.retrieval_note)}[/]")

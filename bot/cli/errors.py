@@ -1,0 +1,52 @@
+"""Which exceptions are the user's to fix (one clear line, exit 1) and how each is worded."""
+
+from __future__ import annotations
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The original failure behind an `AnswerFailed` (the index went away, a missing collection), else `exc`."""
+    from bot.answering import AnswerFailed
+
+    while isinstance(exc, AnswerFailed) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """ragbot's own typed errors, settings that do not validate, a model or a collection that is missing."""
+    import pydantic
+
+    import store
+    from admin.app import AdminConfigError
+    from admin.users import UserError
+    from bot.answering import AnswerError, AnswerFailed
+    from bot.cli.eval import EvalRerankerError
+    from bot.slack.app import SlackConfigError
+    from evaluation.dataset import EvalSetError
+    from rerank import RerankerLoadError
+    from retrieval import RetrievalError
+
+    known = (
+        AnswerError,
+        RetrievalError,
+        RerankerLoadError,
+        store.DatabaseError,
+        SlackConfigError,
+        AdminConfigError,
+        UserError,
+        pydantic.ValidationError,
+        EvalSetError,
+        EvalRerankerError,
+    )
+    return isinstance(exc, known) and not isinstance(exc, AnswerFailed)
+
+
+def describe(exc: BaseException) -> str:
+    import pydantic
+
+    if isinstance(exc, pydantic.ValidationError):  # from Settings(): name the environment variables
+        problems = [
+            f"{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        ]
+        return "Invalid configuration: " + "; ".join(problems)
+    return str(exc)

@@ -1,0 +1,62 @@
+"""`ragbot ingest`: index a folder or a file, incrementally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from bot.cli.console import err, out, progress_bar
+
+
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A folder (searched recursively) or one file: .md .txt .html .pdf")],
+    collection: Annotated[str | None, typer.Option(help="Collection to write to [default: RAGBOT_COLLECTION]")] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(help="Drop the collection and index everything again (after EMBED_MODEL or ragbot changes)"),
+    ] = False,
+) -> None:
+    """Ingest documents: new and changed files are (re)indexed, unchanged ones skipped, deleted ones removed."""
+    from bot.app import open_components
+    from retrieval import RetrievalError, ingest_path
+    from retrieval.ingest import discover_files
+
+    if not path.exists():
+        raise RetrievalError(f"No such file or folder: {path}")
+    with open_components() as parts:
+        name = collection or parts.settings.ragbot_collection
+        total = len(discover_files(path.resolve()))
+        if total == 0:
+            raise RetrievalError(f"No .md, .txt, .html or .pdf files found in {path}")
+        with progress_bar("[bold]{task.description}", current=True) as progress:
+            task = progress.add_task("Loading model", total=total, current="")
+            embedder = parts.embedder
+            progress.update(task, description="Ingesting")
+
+            def advance(file: str, outcome: str) -> None:
+                progress.update(task, advance=1, current=f"{outcome}: {Path(file).name}")
+
+            summary = ingest_path(
+                path,
+                parts.index,
+                embedder,
+                name,
+                chunk_tokens=parts.settings.chunk_tokens,
+                overlap_tokens=parts.settings.chunk_overlap_tokens,
+                progress=advance,
+                rebuild=rebuild,
+            )
+    out.print(
+        f"[bold]Ingested {summary.files} files into '{summary.collection}'[/] in {summary.seconds:.1f} s: "
+        f"{len(summary.added)} added, {len(summary.updated)} updated, {len(summary.unchanged)} unchanged, "
+        f"{len(summary.removed)} removed, {len(summary.failed)} failed; {summary.chunks} chunks written."
+    )
+    for removed in summary.removed:
+        out.print(f"  removed: {escape(removed)}")
+    for failed, reason in summary.failed.items():
+        err.print(f"  [red]failed:[/] {escape(failed)}: {escape(reason)}")
+    if summary.failed:
+        raise typer.Exit(1)

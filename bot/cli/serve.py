@@ -1,0 +1,60 @@
+"""`ragbot serve` and `ragbot admin serve`: the web server (Slack over HTTP or Socket Mode, the admin app)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bot.cli.console import err
+
+if TYPE_CHECKING:
+    from bot.app import Components
+
+Host = Annotated[str, typer.Option(help="Interface to listen on")]
+
+
+def serve(host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="Port to listen on")] = 8000) -> None:
+    """Run the Slack bot: HTTP (POST /slack/events, GET /healthz) and, with SLACK_APP_TOKEN, Socket Mode."""
+    from bot.app import open_components
+
+    with open_components() as parts:
+        run_server(parts, host, port)
+
+
+def run_server(parts: Components, host: str, port: int) -> None:
+    """Serve Slack and the admin app from `parts` until interrupted (models load before taking traffic)."""
+    import uvicorn
+
+    from bot.app.web import build_service
+
+    service = build_service(parts)
+    _ = parts.embedder, parts.answers.reranker_status()  # load models before taking traffic
+    try:
+        service.start_socket_mode()
+        if service.app is None:
+            modes = "admin only: Slack is not configured, see README 'Slack'"
+        else:
+            slack = [
+                name
+                for name, on in (("HTTP", parts.settings.slack_signing_secret), ("Socket Mode", service.socket_mode))
+                if on
+            ]
+            modes = f"Slack over {' + '.join(slack)}, admin"
+        err.print(f"ragbot is listening on http://{host}:{port} ({modes}); admin app: http://{host}:{port}/admin/")
+        uvicorn.run(service.http, host=host, port=port, log_level="warning")
+    finally:
+        service.close()
+
+
+def admin_serve(host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="Port to listen on")] = 8001) -> None:
+    """Run the admin app on its own (for deployments that split it from the Slack bot)."""
+    import uvicorn
+
+    from bot.app import open_components
+    from bot.app.web import build_admin, create_http_app
+
+    with open_components() as parts:
+        http = create_http_app(None, build_admin(parts))
+        err.print(f"ragbot admin is listening on http://{host}:{port}/admin/")
+        uvicorn.run(http, host=host, port=port, log_level="warning")
