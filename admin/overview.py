@@ -10,6 +10,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from evaluation.metrics import percentile
 from store import Feedback, RankedCandidate, RankingLog
 
 DEFAULT_DAYS = 30
@@ -82,17 +83,6 @@ def parse_days(value: str | None) -> int:
     return max(1, min(MAX_DAYS, days))
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between the closest ranks (NumPy's default); 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _day(column, dialect: str):
     """The UTC calendar day of a timestamp column, in SQL."""
     if dialect == "postgresql":
@@ -152,7 +142,7 @@ def build_overview(session: Session, days: int = DEFAULT_DAYS, now: datetime | N
     for stage in STAGES:
         values = [float(t[stage]) for t in timings if isinstance(t, dict) and t.get(stage) is not None]
         if values:
-            latency.append(StageLatency(stage, percentile(values, 0.5), percentile(values, 0.95), len(values)))
+            latency.append(StageLatency(stage, percentile(values, 50), percentile(values, 95), len(values)))
 
     totals = {
         "questions": sum(statuses.values()),

@@ -59,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.metrics import percentile
 from retrieval.chunking import split_sentences
 from retrieval.edge_index import EdgeIndex
 from retrieval.fusion import hybrid_fusion
@@ -319,10 +320,6 @@ def measure(modes: dict[str, Callable[[Question], object]], questions: Sequence[
     return times
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    return float(np.percentile(np.asarray(values), fraction * 100))
-
-
 @dataclass(frozen=True)
 class Summary:
     count: int
@@ -332,7 +329,7 @@ class Summary:
 
 
 def summarise(values: Sequence[float]) -> Summary:
-    return Summary(len(values), percentile(values, 0.5), percentile(values, 0.95), statistics.fmean(values))
+    return Summary(len(values), percentile(values, 50), percentile(values, 95), statistics.fmean(values))
 
 
 def fmt_ms(value: float) -> str:

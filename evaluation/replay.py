@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 import store
 from evaluation.dataset import EvalItem, EvalSetError
 from evaluation.metrics import question_metrics
-from evaluation.runner import EvalConfig, QuestionRun, Ranked, rank_candidates
+from evaluation.runner import ConfigRanking, EvalConfig, QuestionRun, rank_candidates
 from rerank import Reranker
 from retrieval import Candidate
 
@@ -61,7 +61,9 @@ def logged_runs(
         run = rank_candidates(item, candidates, reranker, configs)
         if all(r.rerank_rank is not None for r in rows):
             order = sorted(range(len(rows)), key=lambda i: rows[i].rerank_rank)
-            run.by_config[AS_ANSWERED] = Ranked(order, question_metrics([run.keys[i] for i in order], relevance), 0.0)
+            run.by_config[AS_ANSWERED] = ConfigRanking(
+                order, question_metrics([run.keys[i] for i in order], relevance), 0.0
+            )
         runs.append(run)
         if progress:
             progress(number)

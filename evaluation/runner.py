@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from evaluation.dataset import EvalItem
 from evaluation.metrics import QuestionMetrics, percentile, question_metrics
-from rerank import Reranker
+from rerank import Reranker, rank_order
 from retrieval import Candidate, Retriever
 
 BASELINE = "retrieval only"
@@ -26,7 +26,9 @@ class EvalConfig:
 
 
 @dataclass
-class Ranked:
+class ConfigRanking:
+    """How one configuration ordered one question's candidates, and what that order scores."""
+
     order: list[int]  # candidate indexes, best first
     metrics: QuestionMetrics
     latency_ms: float
@@ -38,7 +40,7 @@ class QuestionRun:
     item: EvalItem
     candidates: list[Candidate]
     keys: list[str | None]
-    by_config: dict[str, Ranked] = field(default_factory=dict)
+    by_config: dict[str, ConfigRanking] = field(default_factory=dict)
 
     def top(self, config: str, n: int = 3) -> list[str]:
         return [_label(self.candidates[i]) for i in self.by_config[config].order[:n]]
@@ -68,16 +70,16 @@ def doc_key(candidate: Candidate, relevance: dict[str, float]) -> str | None:
     return candidate.doc_id or candidate.source or None
 
 
-def _rank(run: QuestionRun, config: EvalConfig, reranker: Reranker | None, instruction: str | None) -> Ranked:
+def _rank(run: QuestionRun, config: EvalConfig, reranker: Reranker | None, instruction: str | None) -> ConfigRanking:
     if config.instruction is None and not config.per_question:
         order = list(range(len(run.candidates)))
-        return Ranked(order, question_metrics([run.keys[i] for i in order], run.item.relevance), 0.0)
+        return ConfigRanking(order, question_metrics([run.keys[i] for i in order], run.item.relevance), 0.0)
     assert reranker is not None
     started = time.perf_counter()
     scores = reranker.score(run.item.question, [c.passage() for c in run.candidates], instruction)
     latency = (time.perf_counter() - started) * 1000
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable: ties keep retrieval order
-    return Ranked(order, question_metrics([run.keys[i] for i in order], run.item.relevance), latency, scores)
+    order = rank_order(scores)
+    return ConfigRanking(order, question_metrics([run.keys[i] for i in order], run.item.relevance), latency, scores)
 
 
 def evaluate(
