@@ -1,3 +1,3 @@
 """Measuring answer quality: evaluation sets, ranking metrics, configuration comparisons and reports.
 
-Kept apart from the pipeline it measures (like sentence-transformers' `evaluation/`)."""
+Kept apart from the answering it measures: it replays questions through retrieval and the reranker."""

@@ -138,8 +138,8 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
     if dtype == "auto":
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        # float32 on the CPU, even where bfloat16 matrix instructions make it ~3x faster: see the class
-        # docstring (bfloat16 changed the ranking of near-tied documents on the tests).
+        # float32 on the CPU, even where bfloat16 matrix instructions make it faster: bfloat16 can swap
+        # near-tied documents (see the class docstring).
         return torch.float32
     names = {
         "float32": torch.float32,
@@ -163,12 +163,10 @@ class Qwen3Reranker:
     `dtype`: "auto" is bfloat16 on a GPU (float16 where it has no bfloat16) and float32 on the CPU; "float32",
     "bfloat16" or "float16" force one. The two "yes"/"no" logits are always computed in float32.
     On a CPU with bfloat16 matrix instructions (`cpu_bf16_support()`: AMX or AVX512-BF16), dtype="bfloat16"
-    (RERANK_DTYPE=bfloat16) scores 2.6-2.9x faster than float32 (bench/rerank_bench.py: Qwen3-0.6B shape,
-    2 cores with AMX, 10 and 50 candidates), with scores within ~5e-3 of float32's. It is not the CPU
-    default because rankings do not stay the same: on the tests' tiny model it swapped two documents whose
-    float32 scores were 4.5e-4 apart, and on the full-size benchmark model (random weights crowd scores
-    together) it swapped 19 pairs of the 50 candidates, up to 5.6e-3 apart (the top 5 stayed the same).
-    Without those instructions bfloat16 is emulated and slower than float32 (a warning says so).
+    (RERANK_DTYPE=bfloat16) is much faster than float32 (`bench/rerank_bench.py` measures it; README,
+    "Configuration") but not the CPU default: its scores differ from float32's in the third decimal, enough
+    to swap near-tied documents. Without those instructions bfloat16 is emulated and slower than float32 (a
+    warning says so).
     """
 
     def __init__(
@@ -189,9 +187,9 @@ class Qwen3Reranker:
         self.batch_tokens = int(batch_tokens)
         self.prefix_cache = prefix_cache
         self.device = _resolve_device(model, device)
-        # Share of padding a batch may carry before it is split. On a CPU batching gains nothing and padded
-        # batches measured ~25% slower than one document per pass (bench/rerank_bench.py), so only equal
-        # lengths share a pass there; on a GPU larger batches are worth some padding.
+        # Share of padding a batch may carry before it is split. On a CPU padded batches are slower than one
+        # document per pass (bench/rerank_bench.py), so only equal lengths share a pass there; on a GPU larger
+        # batches are worth some padding.
         self.max_padding = max_padding if max_padding is not None else (0.0 if self.device == "cpu" else 0.3)
         self.dtype = _resolve_dtype(dtype, self.device)
         if self.device == "cpu" and self.dtype == torch.bfloat16 and cpu_bf16_support() is None:

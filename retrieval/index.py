@@ -1,7 +1,7 @@
 """`Index`: one interface over Qdrant Edge (in-process, the default) and a Qdrant server (qdrant-client).
 
-Like qdrant-client's one API over local mode and server, callers never branch on the backend: `open_index`
-picks it from configuration.
+Callers never branch on the backend: `open_index` picks it from configuration, and both backends answer the
+same calls with the same results.
 """
 
 from __future__ import annotations

@@ -364,7 +364,7 @@ def test_compare_ranks_the_same_candidates_with_the_saved_and_the_draft_instruct
     assert [s for _, s in saved] == sorted((s for _, s in saved), reverse=True)
     assert sorted(s for _, s in saved) != sorted(s for _, s in drafted)
     assert "Retrieval: <strong>hybrid</strong>" in response.text  # the preset's default mode, fused
-    lines = channel_lines(response.text)
+    lines = leg_lines(response.text)
     assert len(lines) == 16 and any("dense-rank" in line for line in lines)
     assert any("lexical-rank" in line for line in lines)
     with components.sessions() as session:
@@ -383,9 +383,9 @@ def test_compare_ranks_the_same_candidates_with_the_saved_and_the_draft_instruct
         assert (log.preset_version, version.instruction, version.author) == (2, draft, "sam")
 
 
-def passage(point: str, retrieval_rank: int, **channels: float) -> Candidate:
+def passage(point: str, retrieval_rank: int, **legs: float) -> Candidate:
     return Candidate(
-        point, point, point, f"kb/{point}.md", "", f"About {point}", retrieval_rank, 1 / retrieval_rank, **channels
+        point, point, point, f"kb/{point}.md", "", f"About {point}", retrieval_rank, 1 / retrieval_rank, **legs
     )
 
 
@@ -422,7 +422,7 @@ def answer_service(sessions, retriever: FakeRetriever):
     )
 
 
-def test_compare_retrieves_with_the_drafts_mode_and_shows_each_channels_rank(sessions) -> None:
+def test_compare_retrieves_with_the_drafts_mode_and_shows_each_legs_rank(sessions) -> None:
     from admin import create_admin_app
     from bot.app.web import create_http_app
 
@@ -463,7 +463,7 @@ def test_compare_retrieves_with_the_drafts_mode_and_shows_each_channels_rank(ses
         assert '<td class="draft missing">' in other_mode.text
         assert '<span class="moved up">▲1</span>' in other_mode.text  # Billing: 2nd saved, 1st in the draft
         assert '<span class="moved new">new</span>' in other_mode.text  # Invoices: the saved mode misses it
-        lines = [re.sub(r"<[^>]+>|\s+", " ", line).split() for line in channel_lines(other_mode.text)]
+        lines = [re.sub(r"<[^>]+>|\s+", " ", line).split() for line in leg_lines(other_mode.text)]
         assert lines[:2] == [
             ["retrieval", "#1", "·", "dense", "#1", "·", "lexical", "–"],  # saved SSO
             ["retrieval", "#1", "·", "dense", "–", "·", "lexical", "#1"],  # draft Billing
@@ -488,5 +488,5 @@ def test_compare_retrieves_with_the_drafts_mode_and_shows_each_channels_rank(ses
     )
 
 
-def channel_lines(html: str) -> list[str]:
+def leg_lines(html: str) -> list[str]:
     return re.findall(r'<span class="channels muted">(.*?)</span>\s*</td>', html, re.S)

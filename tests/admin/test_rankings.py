@@ -293,7 +293,7 @@ def test_the_csv_has_one_row_per_candidate_of_the_filtered_rankings(sessions, lo
         "section": "Section 1",
         "source": "https://docs.example/1",
         "text": "Passage text 1",
-        "retrieval_mode": "",  # logged before hybrid retrieval: no mode, no channel ranks
+        "retrieval_mode": "",  # logged before hybrid retrieval: no mode, no per-leg ranks
         "dense_rank": "",
         "dense_score": "",
         "lexical_rank": "",

@@ -1,5 +1,5 @@
-"""Hybrid retrieval as users see it: `ragbot ask --json` reports each candidate's place in both channels, the ranking
-log keeps the same values, a preset picks the retrieval mode, and a collection from before the lexical channel
+"""Hybrid retrieval as users see it: `ragbot ask --json` reports each candidate's place in both legs, the ranking
+log keeps the same values, a preset picks the retrieval mode, and a collection from before the lexical leg
 is named for `ragbot ingest --rebuild`."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from retrieval.edge_index import EdgeIndex
 from retrieval.index import IndexPoint, point_id
 from tests.e2e.test_cli import run_cli
 
-CHANNEL_FIELDS = ("dense_rank", "dense_score", "lexical_rank", "lexical_score")
+LEG_FIELDS = ("dense_rank", "dense_score", "lexical_rank", "lexical_score")
 
 
 def _ranking_rows(env: Path, ranking_id: int) -> tuple[str | None, list[store.RankedCandidate]]:
@@ -30,7 +30,7 @@ def _ranking_rows(env: Path, ranking_id: int) -> tuple[str | None, list[store.Ra
         engine.dispose()
 
 
-def test_ask_json_reports_both_channels_and_logs_them(env: Path, embedder, capsys) -> None:
+def test_ask_json_reports_both_legs_and_logs_them(env: Path, embedder, capsys) -> None:
     question = "How do I fix SAML-401 signature validation failed?"
     code, out, _ = run_cli(capsys, "ask", question, "--json")
     assert code == 0
@@ -41,12 +41,12 @@ def test_ask_json_reports_both_channels_and_logs_them(env: Path, embedder, capsy
     assert len(candidates) == 20
     assert sorted(c["retrieval_rank"] for c in candidates) == list(range(1, 21))
     for c in candidates:
-        assert set(CHANNEL_FIELDS) <= set(c)
-        assert c["dense_rank"] is not None or c["lexical_rank"] is not None  # fused from at least one channel
+        assert set(LEG_FIELDS) <= set(c)
+        assert c["dense_rank"] is not None or c["lexical_rank"] is not None  # fused from at least one leg
         assert (c["dense_rank"] is None) == (c["dense_score"] is None)
         assert (c["lexical_rank"] is None) == (c["lexical_score"] is None)
-    for channel in ("dense_rank", "lexical_rank"):
-        ranks = [c[channel] for c in candidates if c[channel] is not None]
+    for leg in ("dense_rank", "lexical_rank"):
+        ranks = [c[leg] for c in candidates if c[leg] is not None]
         assert len(ranks) == len(set(ranks)) and all(r >= 1 for r in ranks)
     by_rank = {c["retrieval_rank"]: c for c in candidates}
     assert by_rank[1]["lexical_rank"] is not None  # SAML-401 is quoted in the troubleshooting page
@@ -67,13 +67,13 @@ def test_ask_json_reports_both_channels_and_logs_them(env: Path, embedder, capsy
             expected = getattr(candidate, score)
             assert shown[score] == (expected if expected is None else pytest.approx(expected, rel=1e-5)), score
 
-    # the ranking log rows carry the same per-channel values
+    # the ranking log rows carry the same per-leg values
     mode, rows = _ranking_rows(env, data["ranking_id"])
     assert mode == "hybrid" and len(rows) == 20
     for row in rows:
         shown = by_rank[row.retrieval_rank]
         assert (row.title, row.section, row.rerank_rank) == (shown["title"], shown["section"], shown["rerank_rank"])
-        for name in CHANNEL_FIELDS:
+        for name in LEG_FIELDS:
             expected = shown[name]
             assert getattr(row, name) == (expected if expected is None else pytest.approx(expected, rel=1e-6)), name
 
@@ -106,9 +106,9 @@ def test_the_preset_picks_the_retrieval_mode(components, mode: str, ran: str, ab
             assert getattr(row, f"{absent}_rank") is None and getattr(row, f"{absent}_score") is None
 
 
-def test_channel_ranks_are_fetched_while_reranking_and_never_fail_an_answer(components, monkeypatch, caplog) -> None:
-    """The fused query alone precedes reranking; each channel's ranking is fetched on another thread meanwhile.
-    If that fetch fails, the answer still goes out, without per-channel ranks."""
+def test_leg_ranks_are_fetched_while_reranking_and_never_fail_an_answer(components, monkeypatch, caplog) -> None:
+    """The fused query alone precedes reranking; each leg's ranking is fetched on another thread meanwhile.
+    If that fetch fails, the answer still goes out, without per-leg ranks."""
     index = components.retriever.index
     places = index.leg_places
     threads: dict[str, str] = {}
@@ -133,7 +133,7 @@ def test_channel_ranks_are_fetched_while_reranking_and_never_fail_an_answer(comp
         raise ConnectionError("Qdrant went away")
 
     monkeypatch.setattr(index, "leg_places", broken)
-    with caplog.at_level(logging.WARNING, logger="bot.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="bot.answering.service"):
         result = components.answers.ask("SAML single sign-on with Okta")
     assert result.status == "ok" and result.ranking_id is not None
     assert all(rc.candidate.dense_rank is None and rc.candidate.lexical_rank is None for rc in result.candidates)
