@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
+import numpy as np
 from markupsafe import Markup, escape
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from evaluation.metrics import percentile
 from store import Feedback, RankedCandidate, RankingLog
 
 DEFAULT_DAYS = 30
@@ -142,7 +142,8 @@ def build_overview(session: Session, days: int = DEFAULT_DAYS, now: datetime | N
     for stage in STAGES:
         values = [float(t[stage]) for t in timings if isinstance(t, dict) and t.get(stage) is not None]
         if values:
-            latency.append(StageLatency(stage, percentile(values, 50), percentile(values, 95), len(values)))
+            p50, p95 = np.percentile(values, [50, 95])  # linear interpolation
+            latency.append(StageLatency(stage, float(p50), float(p95), len(values)))
 
     totals = {
         "questions": sum(statuses.values()),

@@ -117,12 +117,6 @@ def test_latency_uses_the_latest_rankings_only(sessions, monkeypatch) -> None:
 
 
 def test_helpers() -> None:
-    from evaluation.metrics import percentile  # the one the overview's latency figures use (q in percent)
-
-    assert percentile([], 50) == 0.0
-    assert percentile([7], 95) == 7
-    assert percentile([1, 2, 3, 4], 50) == 2.5
-    assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
     assert [overview.parse_days(v) for v in (None, "", "7", "0", "9999", "abc", "-3")] == [30, 30, 7, 1, 365, 30, 1]
 
 

@@ -78,3 +78,6 @@ def test_percentile_matches_numpy_linear() -> None:
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([10, 20, 30, 40, 50], 95) == pytest.approx(48.0)
     assert percentile([], 50) == 0.0
+    # the same percentiles the admin overview shows for its latencies (it calls numpy directly)
+    assert percentile([7], 95) == 7
+    assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
