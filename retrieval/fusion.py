@@ -1,11 +1,11 @@
 """Which fusion a hybrid query uses: one leg leads, the other refines, and the question's language decides.
 
 Equal-weight fusion lets a weak leg drag a strong one down (with the English-only bundled embedder, Chinese
-questions fuse below BM25 alone). So hybrid uses Qdrant's weighted RRF with k=2: the leading leg at weight 1,
-the other at 0.2, which in Qdrant's formula (1 / (k - 1 + rank / weight)) lets the second leg reorder
-near-ties and lift documents both legs rank high without outvoting the leader. The dense leg leads for questions in a language the embedder is
-trusted in (EMBED_LANGUAGES); elsewhere the lexical leg leads. Chosen by `bench/retrieval_eval.py` from a
-sweep of RRF k, weights and DBSF; the figures are in the README's "Retrieval" section.
+questions fuse below BM25 alone). So hybrid uses Qdrant's weighted RRF with k=2: the leading leg at weight 1, the
+other at 0.2, which in Qdrant's formula (1 / (k - 1 + rank / weight)) lets the second leg reorder near-ties and lift
+documents both legs rank high without outvoting the leader. The dense leg leads for questions in a language the
+embedder is trusted in (EMBED_LANGUAGES); elsewhere the lexical leg leads. Chosen by `bench/retrieval_eval.py` from
+a sweep of RRF k, weights and DBSF; the figures are in the README's "Retrieval" section.
 """
 
 from __future__ import annotations
