@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from store import Feedback, RankedCandidate, RankingLog
+from store import Feedback, LoggedCandidate, RankingLog
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
@@ -116,14 +116,14 @@ def build_overview(session: Session, days: int = DEFAULT_DAYS, now: datetime | N
     ]
     feedback.sort(key=lambda f: (-f.votes, f.preset))
 
-    score = RankedCandidate.rerank_score
+    score = LoggedCandidate.rerank_score
     bin_of = case(*((score < (i + 1) / BINS, i) for i in range(BINS - 1)), else_=BINS - 1)
     binned = session.execute(
-        select(bin_of.label("bin"), RankedCandidate.used, func.count())
-        .select_from(RankedCandidate)
+        select(bin_of.label("bin"), LoggedCandidate.used, func.count())
+        .select_from(LoggedCandidate)
         .join(RankingLog)
         .where(in_window, score.is_not(None))
-        .group_by("bin", RankedCandidate.used)
+        .group_by("bin", LoggedCandidate.used)
     )
     used = [0] * BINS
     unused = [0] * BINS

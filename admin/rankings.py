@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from store.models import RANKING_STATUSES, CandidateLabel, Feedback, RankedCandidate, RankingLog
+from store.models import RANKING_STATUSES, CandidateLabel, Feedback, LoggedCandidate, RankingLog
 
 PAGE_SIZE = 50
 BATCH = 1000
@@ -205,7 +205,7 @@ def set_label(
     session: Session, candidate_id: int, reviewer: str, relevant: bool | None, *, ranking_id: int
 ) -> CandidateLabel | None:
     """Store (or replace) this reviewer's label on a candidate of `ranking_id`; None removes it. Flushes."""
-    candidate = session.get(RankedCandidate, candidate_id)
+    candidate = session.get(LoggedCandidate, candidate_id)
     if candidate is None or candidate.ranking_id != ranking_id:
         raise LabelError(f"Candidate {candidate_id} is not part of ranking {ranking_id}.")
     find = select(CandidateLabel).where(
@@ -251,7 +251,7 @@ def csv_chunks(session: Session, filters: RankingFilter, batch: int = BATCH) -> 
         .limit(1)
         .scalar_subquery()
     )
-    c = RankedCandidate
+    c = LoggedCandidate
     stmt = (
         select(
             RankingLog.id,
@@ -338,7 +338,7 @@ def label_lines(session: Session, filters: RankingFilter, batch: int = BATCH) ->
     """The labels of the filtered rankings as JSONL, one line per labeled ranking, newest first. A source is
     relevant when most reviewers' labels on one of its candidates say so (not_relevant likewise, unless it
     is relevant through another candidate); `labels` keeps every reviewer's label."""
-    c = RankedCandidate
+    c = LoggedCandidate
     stmt = (
         select(
             RankingLog.id.label("ranking_id"),

@@ -161,9 +161,9 @@ class RankingLog(Base):
     retrieval_mode: Mapped[str | None] = mapped_column(String)
 
     preset: Mapped[Preset | None] = relationship()
-    candidates: Mapped[list[RankedCandidate]] = relationship(
+    candidates: Mapped[list[LoggedCandidate]] = relationship(
         back_populates="ranking",
-        order_by="RankedCandidate.retrieval_rank",
+        order_by="LoggedCandidate.retrieval_rank",
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
@@ -178,7 +178,7 @@ class RankingLog(Base):
         return f"RankingLog(id={self.id!r}, status={self.status!r}, preset_name={self.preset_name!r})"
 
 
-class RankedCandidate(Base):
+class LoggedCandidate(Base):
     """One retrieved passage of a ranking, with its retrieval and rerank positions."""
 
     __tablename__ = "ranked_candidates"
@@ -207,7 +207,7 @@ class RankedCandidate(Base):
 
     def __repr__(self) -> str:
         return (
-            f"RankedCandidate(id={self.id!r}, retrieval_rank={self.retrieval_rank!r}, "
+            f"LoggedCandidate(id={self.id!r}, retrieval_rank={self.retrieval_rank!r}, "
             f"rerank_rank={self.rerank_rank!r}, used={self.used!r})"
         )
 

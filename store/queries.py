@@ -16,8 +16,8 @@ from store.models import (
     RANKING_STATUSES,
     ChannelBinding,
     Feedback,
+    LoggedCandidate,
     Preset,
-    RankedCandidate,
     RankingLog,
     SlackEvent,
 )
@@ -26,10 +26,10 @@ from store.models import (
 NO_PRESET_NAME = "(none)"
 NO_PRESET_VERSION = 0
 
-_CANDIDATE_FIELDS = frozenset(c.key for c in RankedCandidate.__table__.columns) - {"id", "ranking_id"}
+_CANDIDATE_FIELDS = frozenset(c.key for c in LoggedCandidate.__table__.columns) - {"id", "ranking_id"}
 _REQUIRED_CANDIDATE_FIELDS = frozenset(
     c.key
-    for c in RankedCandidate.__table__.columns
+    for c in LoggedCandidate.__table__.columns
     if not c.nullable and c.default is None and c.server_default is None and c.key not in ("id", "ranking_id")
 )
 
@@ -77,14 +77,14 @@ def bind_channel(session: Session, channel_id: str, preset_name: str) -> Channel
     return binding
 
 
-def _candidate(index: int, fields: Mapping[str, Any]) -> RankedCandidate:
+def _candidate(index: int, fields: Mapping[str, Any]) -> LoggedCandidate:
     unknown = set(fields) - _CANDIDATE_FIELDS
     if unknown:
         raise ValueError(f"Candidate {index}: unknown field(s) {sorted(unknown)}; expected {sorted(_CANDIDATE_FIELDS)}")
     missing = _REQUIRED_CANDIDATE_FIELDS - set(fields)
     if missing:
         raise ValueError(f"Candidate {index}: missing field(s) {sorted(missing)}")
-    return RankedCandidate(**fields)
+    return LoggedCandidate(**fields)
 
 
 def record_ranking(
@@ -107,7 +107,7 @@ def record_ranking(
 ) -> RankingLog:
     """Add one ranking and its candidates, and flush so ``.id`` is set. The caller commits.
 
-    ``candidates`` are dicts keyed by :class:`RankedCandidate` column names (without ``id``/``ranking_id``).
+    ``candidates`` are dicts keyed by :class:`LoggedCandidate` column names (without ``id``/``ranking_id``).
     The preset's name and version are copied into the log; without a preset they are "(none)" and 0.
     """
     if status not in RANKING_STATUSES:

@@ -106,6 +106,11 @@ class AskResult:
     retrieval_mode: str = "hybrid"  # the mode that ran (see `retrieval_note` when it is not the preset's)
     retrieval_note: str | None = None
 
+    @property
+    def answered(self) -> bool:
+        """An answer from the passages (not "no passage was good enough")."""
+        return self.status is AnswerStatus.OK
+
     def to_json(self) -> dict[str, Any]:
         """The `ragbot ask --json` contract."""
         return {

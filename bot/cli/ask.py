@@ -37,12 +37,10 @@ def ask(
 
 
 def print_result(result: AskResult) -> None:
-    from bot.answering import AnswerStatus
-
     out.print(escape(result.answer))
     if result.note:
         out.print(f"[yellow]{escape(result.note)}[/]")
-    heading = "Sources" if result.status is AnswerStatus.OK else "Closest passages (not used)"
+    heading = "Sources" if result.answered else "Closest passages (not used)"
     out.print(f"\n[bold]{heading}[/]")
     for c in result.citations:
         score = f"{c.score:.2f}" if c.score is not None else "n/a"

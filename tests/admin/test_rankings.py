@@ -479,10 +479,10 @@ def test_the_csv_of_ten_thousand_candidates_streams_in_seconds(sessions, as_user
             ],
         )
         s.execute(
-            insert(store.RankedCandidate),
+            insert(store.LoggedCandidate),
             [{"ranking_id": i, **candidate(rank, text=texts)} for i in range(1, 501) for rank in range(1, 21)],
         )
-        assert s.scalar(select(func.count(store.RankedCandidate.id))) == 10_000
+        assert s.scalar(select(func.count(store.LoggedCandidate.id))) == 10_000
     rita = as_user("rita")
     started = time.perf_counter()
     with rita.stream("GET", "/admin/rankings/export.csv") as response:

@@ -20,7 +20,7 @@ from tests.e2e.test_cli import run_cli
 LEG_FIELDS = ("dense_rank", "dense_score", "lexical_rank", "lexical_score")
 
 
-def _ranking_rows(env: Path, ranking_id: int) -> tuple[str | None, list[store.RankedCandidate]]:
+def _ranking_rows(env: Path, ranking_id: int) -> tuple[str | None, list[store.LoggedCandidate]]:
     engine = store.make_engine(f"sqlite:///{env / 'ragbot.db'}")
     try:
         with store.session_factory(engine)() as session:

@@ -62,7 +62,7 @@ def test_replay_from_logs_reranks_labeled_questions(env: Path, capsys, component
     result = components.answers.ask("How do I fix SAML-401 signature validation failed?", channel="C1")
     with components.sessions.begin() as session:
         rows = session.scalars(
-            select(store.RankedCandidate).where(store.RankedCandidate.ranking_id == result.ranking_id)
+            select(store.LoggedCandidate).where(store.LoggedCandidate.ranking_id == result.ranking_id)
         ).all()
         target = next(r for r in rows if "troubleshooting" in r.source or "SAML-401" in r.text)
         session.add(
@@ -119,7 +119,7 @@ def test_the_admin_label_export_is_an_evaluation_set(env: Path, components, tmp_
     result = components.answers.ask("What is the API rate limit on the Business plan?", channel="C1")
     with components.sessions.begin() as session:
         first, second = session.scalars(
-            select(store.RankedCandidate).where(store.RankedCandidate.ranking_id == result.ranking_id).limit(2)
+            select(store.LoggedCandidate).where(store.LoggedCandidate.ranking_id == result.ranking_id).limit(2)
         ).all()
         session.add(
             store.CandidateLabel(candidate_id=first.id, ranking_id=result.ranking_id, reviewer="r", relevant=True)

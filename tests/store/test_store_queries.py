@@ -14,8 +14,8 @@ import store
 from store import (
     ChannelBinding,
     Feedback,
+    LoggedCandidate,
     Preset,
-    RankedCandidate,
     RankingLog,
     add_feedback,
     bind_channel,
@@ -194,7 +194,7 @@ def test_record_ranking_round_trips(migrated: Engine) -> None:
         assert stored.created_at.tzinfo is not None and stored.created_at.utcoffset() == timedelta(0)
         assert before <= stored.created_at <= datetime.now(timezone.utc) + timedelta(seconds=5)
 
-        columns = [c.key for c in RankedCandidate.__table__.columns if c.key not in ("id", "ranking_id")]
+        columns = [c.key for c in LoggedCandidate.__table__.columns if c.key not in ("id", "ranking_id")]
         got = [{key: getattr(c, key) for key in columns} for c in stored.candidates]
         assert got == sorted(given, key=lambda c: c["retrieval_rank"])
         assert all(c.ranking_id == log_id for c in stored.candidates)
@@ -271,7 +271,7 @@ def test_deleting_a_ranking_deletes_candidates_and_feedback(session: Session, ho
     session.commit()
 
     assert session.scalars(select(RankingLog.id)).all() == [keep.id]
-    assert session.scalars(select(RankedCandidate.ranking_id)).all() == [keep.id]
+    assert session.scalars(select(LoggedCandidate.ranking_id)).all() == [keep.id]
     assert session.scalars(select(Feedback.ranking_id)).all() == [keep.id]
 
 
