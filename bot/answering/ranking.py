@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 
 from bot.answering.results import RankedCandidate, RerankerStatus
@@ -19,20 +20,25 @@ def first_sentence(text: str) -> str:
 
 
 class RerankerSlot:
-    """Loads the reranker on first use, once; remembers why it could not be loaded instead of retrying per question."""
+    """Loads the reranker on first use, once, even when several questions arrive together (concurrent model loads
+    waste memory and are not safe in transformers); remembers why it could not be loaded instead of retrying per
+    question."""
 
     def __init__(self, loader: Callable[[], Reranker]) -> None:
         self._loader = loader
         self._reranker: Reranker | None = None
+        self._loading = threading.Lock()
         self.error: str | None = None
 
     def get(self) -> Reranker | None:
         if self._reranker is None and self.error is None:
-            try:
-                self._reranker = self._loader()
-            except RerankerLoadError as exc:
-                self.error = str(exc)
-                log.warning("Reranking disabled: %s", exc)
+            with self._loading:
+                if self._reranker is None and self.error is None:
+                    try:
+                        self._reranker = self._loader()
+                    except RerankerLoadError as exc:
+                        self.error = str(exc)
+                        log.warning("Reranking disabled: %s", exc)
         return self._reranker
 
     def status(self) -> RerankerStatus:

@@ -171,3 +171,22 @@ def test_compare_ranks_the_same_candidates_with_both_instructions(sessions) -> N
     assert [row.moved for row in comparison.rows] == [2, 0, -2]
     with pytest.raises(CompareError, match="draft instruction is empty"):
         answers.compare("default", "  ", "Which plan?")
+
+
+def test_the_reranker_loads_once_when_questions_arrive_together() -> None:
+    """Eight workers asking for the reranker at once load it once (two loads at a time broke transformers)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    loads: list[str] = []
+
+    def slow_load() -> FakeReranker:
+        loads.append(threading.current_thread().name)
+        time.sleep(0.2)
+        return FakeReranker(SCORES)
+
+    slot = RerankerSlot(slow_load)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda _: slot.get(), range(8)))
+    assert len(loads) == 1 and all(r is got[0] for r in got)
