@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     slack_api_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, proxies).")
     slack_slash_command: str = Field("/ask", pattern=r"^/[a-z0-9_\-]{1,31}$")
     slack_workers: int = Field(4, ge=1, le=64, description="Questions answered at the same time.")
+    shutdown_grace_s: float = Field(
+        25.0, ge=0, description="On SIGTERM: seconds running answers get to finish before they go back to the queue."
+    )
+    answer_lease_s: float = Field(
+        30.0, ge=3, description="A worker's hold on a question; a crashed process's questions are taken again after it."
+    )
 
     # --- admin app -------------------------------------------------------------------------------
     admin_secret_key: str | None = Field(None, description="Signs admin session cookies; required in production.")

@@ -4,8 +4,10 @@ No business logic lives here, and nothing here reads settings: pass ``settings.d
 """
 
 from store.db import DatabaseError, make_engine, mask_url, session_factory, upgrade_database
+from store.jobs import enqueue_job, finish_job, open_jobs, release_jobs, renew_leases, take_job
 from store.models import (
     USER_ROLES,
+    AnswerJob,
     Base,
     CandidateLabel,
     ChannelBinding,
@@ -31,6 +33,7 @@ from store.queries import (
 
 __all__ = [
     "USER_ROLES",
+    "AnswerJob",
     "Base",
     "CandidateLabel",
     "ChannelBinding",
@@ -46,13 +49,19 @@ __all__ = [
     "bind_channel",
     "claim_slack_event",
     "default_preset",
+    "enqueue_job",
+    "finish_job",
     "make_engine",
     "mask_url",
+    "open_jobs",
     "preset_for",
     "preset_named",
     "record_ranking",
+    "release_jobs",
+    "renew_leases",
     "session_factory",
     "set_feedback_comment",
+    "take_job",
     "upgrade_database",
     "user_feedback",
 ]

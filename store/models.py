@@ -246,6 +246,43 @@ class SlackEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
+# A question's life as durable work (store.jobs): waiting, held by a process under a lease, done either way.
+JOB_STATES = ("queued", "answering", "answered", "failed")
+JOB_KINDS = ("mention", "command")
+
+
+class AnswerJob(Base):
+    """An acknowledged question, kept until it is answered or its asker has been told it failed. A process
+    works on it under a lease (`lease_owner` until `lease_until`); a crashed process's lease runs out and any
+    process takes the job again. `attempts` counts how often it was taken."""
+
+    __tablename__ = "answer_jobs"
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'answering', 'answered', 'failed')", name="state"),
+        CheckConstraint("kind IN ('mention', 'command')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String, default="queued", server_default="queued", index=True)
+    question: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String)
+    ts: Mapped[str | None] = mapped_column(String)  # the question's message (mentions and DMs)
+    thread_ts: Mapped[str | None] = mapped_column(String)  # where the answer goes
+    user: Mapped[str | None] = mapped_column(String)
+    response_url: Mapped[str | None] = mapped_column(Text)  # a slash command's
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(String)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    ranking_id: Mapped[int | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
+
+    def __repr__(self) -> str:
+        return f"AnswerJob(id={self.id!r}, kind={self.kind!r}, state={self.state!r}, attempts={self.attempts!r})"
+
+
 USER_ROLES = ("admin", "team_admin", "reviewer")
 
 

@@ -15,7 +15,7 @@ from slack_bolt import App
 from bot.app.components import Components
 from bot.slack.app import SlackConfigError, build_slack_app
 from bot.slack.http import add_slack_route
-from bot.slack.worker import AnswerPool
+from bot.slack.worker import AnswerWorkers
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +40,27 @@ def create_http_app(slack_app: App | None, admin_app: FastAPI | None = None) -> 
 class SlackService:
     http: FastAPI
     app: App | None  # None: Slack is not configured, the server runs the admin app only
-    pool: AnswerPool | None
+    workers: AnswerWorkers | None
     socket_mode: Any | None = None  # SocketModeHandler
+    grace_s: float = 25.0
+
+    def start(self) -> None:
+        """Resume what earlier processes left queued, and connect in Socket Mode when configured."""
+        if self.workers is not None:
+            self.workers.start()
+        self.start_socket_mode()
 
     def start_socket_mode(self) -> None:
         if self.socket_mode is not None:
             self.socket_mode.connect()  # returns at once; the connection lives on its own threads
 
     def close(self) -> None:
+        """Stop taking questions (Socket Mode disconnects first), let running answers finish within `grace_s`,
+        and hand the rest back to the queue."""
         if self.socket_mode is not None:
             self.socket_mode.close()
-        if self.pool is not None:
-            self.pool.shutdown(wait=False)
+        if self.workers is not None:
+            self.workers.stop(self.grace_s)
 
 
 def slack_configured(parts: Components) -> bool:
@@ -82,19 +91,20 @@ def build_service(parts: Components) -> SlackService:
             "Set SLACK_SIGNING_SECRET to receive Slack's HTTP requests at /slack/events, or SLACK_APP_TOKEN "
             "(xapp-...) to connect in Socket Mode (no public URL needed). README: 'Slack'."
         )
-    pool = AnswerPool(s.slack_workers)
-    app = build_slack_app(
+    app, workers = build_slack_app(
         bot_token=s.slack_bot_token,
         signing_secret=s.slack_signing_secret,
         api_url=s.slack_api_url,
         slash_command=s.slack_slash_command,
         answers=parts.answers,
         sessions=parts.sessions,
-        pool=pool,
+        workers=s.slack_workers,
+        lease_s=s.answer_lease_s,
     )
     socket_mode = None
     if s.slack_app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         socket_mode = SocketModeHandler(app, s.slack_app_token)
-    return SlackService(create_http_app(app if s.slack_signing_secret else None, admin_app), app, pool, socket_mode)
+    http = create_http_app(app if s.slack_signing_secret else None, admin_app)
+    return SlackService(http, app, workers, socket_mode, grace_s=s.shutdown_grace_s)

@@ -23,15 +23,23 @@ def serve(host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="Port
 
 
 def run_server(parts: Components, host: str, port: int) -> None:
-    """Serve Slack and the admin app from `parts` until interrupted (models load before taking traffic)."""
+    """Serve Slack and the admin app from `parts` until SIGTERM or Ctrl-C (models load before taking traffic).
+    On SIGTERM the server stops taking requests, running answers finish within SHUTDOWN_GRACE_S, the rest go
+    back to the queue, and the process exits 0."""
+    import signal
+
     import uvicorn
 
     from bot.app.web import build_service
 
     service = build_service(parts)
     _ = parts.embedder, parts.answers.reranker_status()  # load models before taking traffic
+    server = uvicorn.Server(uvicorn.Config(service.http, host=host, port=port, log_level="warning"))
+    # uvicorn shuts down on SIGTERM and then raises the signal again for the handler it found; this one lets
+    # the process live on to drain its answers instead of dying there.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        service.start_socket_mode()
+        service.start()
         if service.app is None:
             modes = "admin only: Slack is not configured, see README 'Slack'"
         else:
@@ -42,9 +50,10 @@ def run_server(parts: Components, host: str, port: int) -> None:
             ]
             modes = f"Slack over {' + '.join(slack)}, admin"
         err.print(f"ragbot is listening on http://{host}:{port} ({modes}); admin app: http://{host}:{port}/admin/")
-        uvicorn.run(service.http, host=host, port=port, log_level="warning")
+        server.run()
     finally:
         service.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def admin_serve(host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="Port to listen on")] = 8001) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.answering import AnswerService
 from bot.slack.listeners import SlackListeners
-from bot.slack.worker import AnswerPool
+from bot.slack.worker import AnswerWorkers
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,11 @@ def build_slack_app(
     slash_command: str,
     answers: AnswerService,
     sessions: sessionmaker[Session],
-    pool: AnswerPool,
-) -> App:
+    workers: int,
+    lease_s: float = 30.0,
+) -> tuple[App, AnswerWorkers]:
+    """The Bolt app with its listeners, and the workers that answer its durable jobs (not started: they start
+    with the first question, or at once with `AnswerWorkers.start()` to resume what earlier processes left)."""
     if not bot_token:
         raise SlackConfigError(
             "SLACK_BOT_TOKEN is not set: create the Slack app from slack-app-manifest.yml, install it, and copy "
@@ -66,8 +69,13 @@ def build_slack_app(
             "that the app is installed to the workspace, and SLACK_API_URL."
         ) from exc
     app.middleware(ignore_bot_messages)
-    SlackListeners(answers, sessions, pool).register(app, slash_command)
-    return app
+    listeners: SlackListeners
+    pool = AnswerWorkers(
+        sessions, lambda job: listeners.answer_job(job), lambda job: listeners.give_up(job), workers, lease_s=lease_s
+    )
+    listeners = SlackListeners(answers, sessions, app.client, pool)
+    listeners.register(app, slash_command)
+    return app, pool
 
 
 def _bolt_app(bot_token: str, signing_secret: str | None, api_url: str) -> App:

@@ -1,5 +1,5 @@
-"""Slack listeners: acknowledge at once, claim the message in the database (exactly-once), then hand the
-question to the answer pool. Answering never runs on a request thread."""
+"""Slack listeners: acknowledge at once, claim the message and queue the question as a durable job in one
+transaction (exactly-once), then wake a worker. Answering never runs on a request thread."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import store
 from bot.answering import AnswerError, AnswerService, QuestionError
 from bot.slack import blocks
-from bot.slack.worker import AnswerPool
+from bot.slack.worker import AnswerWorkers
 
 log = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
@@ -35,12 +35,16 @@ def reference_for(exc: BaseException) -> str:
 
 
 class SlackListeners:
-    """The handlers, registered on a Bolt `App` by `register`. Everything slow goes to `pool`."""
+    """The handlers, registered on a Bolt `App` by `register`. A question becomes a durable job in the same
+    transaction that claims its Slack message; `workers` answer the jobs (`answer_job`) with `client`."""
 
-    def __init__(self, answers: AnswerService, sessions: sessionmaker[Session], pool: AnswerPool) -> None:
+    def __init__(
+        self, answers: AnswerService, sessions: sessionmaker[Session], client: WebClient, workers: AnswerWorkers
+    ) -> None:
         self.answers = answers
         self.sessions = sessions
-        self.pool = pool
+        self.client = client
+        self.workers = workers
 
     def register(self, app: App, slash_command: str) -> None:
         app.event("app_mention")(self.on_mention)
@@ -70,16 +74,27 @@ class SlackListeners:
     def _take_question(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
+        question = question_text(event.get("text", ""))
         try:
             with self.sessions.begin() as session:
                 if not store.claim_slack_event(session, channel, ts, body.get("event_id")):
                     return  # a retry, the same mention as another event type, or another bot process got it
+                if question:
+                    store.enqueue_job(
+                        session,
+                        kind="mention",
+                        question=question,
+                        channel=channel,
+                        ts=ts,
+                        thread_ts=thread_ts,
+                        user=event.get("user"),
+                    )
+                    position = max(0, store.open_jobs(session) - self.workers.workers)
         except Exception as exc:  # the database is down: say so rather than go quiet
             reference = reference_for(exc)
             log.exception("Claiming %s/%s failed (reference %s)", channel, ts, reference)
             self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
             return
-        question = question_text(event.get("text", ""))
         if not question:
             client.chat_postMessage(
                 channel=channel,
@@ -88,8 +103,8 @@ class SlackListeners:
             )
             return
         self._react(client, channel, ts, "reactions_add")
+        self.workers.wake()
         user = event.get("user")
-        _, position = self.pool.submit(lambda: self._answer_in_thread(client, event, question))
         if position and user:
             client.chat_postEphemeral(
                 channel=channel,
@@ -98,12 +113,27 @@ class SlackListeners:
                 text=f"I'm busy answering other questions; yours is queued (number {position} in line).",
             )
 
-    def _answer_in_thread(self, client: WebClient, event: dict[str, Any], question: str) -> None:
-        channel, ts = event["channel"], event["ts"]
-        thread_ts = event.get("thread_ts") or ts
+    def answer_job(self, job: store.AnswerJob) -> int | None:
+        """Answer a durable job where its question was asked; returns the ranking id (None when the question
+        itself was unusable). Failures are told to the asker with their reference, never silently."""
+        if job.kind == "command":
+            return self._answer_command(job)
+        return self._answer_in_thread(job)
+
+    def give_up(self, job: store.AnswerJob) -> None:
+        """A job its processes never finished (they died each time): tell the asker, with its reference."""
+        text = blocks.error_text(f"J-{job.id}")
+        if job.kind == "command":
+            Respond(response_url=job.response_url)(response_type="ephemeral", text=text)
+            return
+        self._post_quietly(self.client, channel=job.channel, thread_ts=job.thread_ts, text=text)
+        self._react(self.client, job.channel, job.ts, "reactions_remove")
+
+    def _answer_in_thread(self, job: store.AnswerJob) -> int | None:
+        client, channel, ts, thread_ts = self.client, job.channel, job.ts, job.thread_ts
         try:
             context = self._thread_question(client, channel, thread_ts) if thread_ts != ts else None
-            result = self.answers.ask(question, channel=channel, user=event.get("user"), context=context)
+            result = self.answers.ask(job.question, channel=channel, user=job.user, context=context)
             view = blocks.AnswerView.from_result(result)
             client.chat_postMessage(
                 channel=channel,
@@ -112,12 +142,15 @@ class SlackListeners:
                 blocks=blocks.answer_blocks(view),
                 unfurl_links=False,
             )
+            return result.ranking_id
         except QuestionError as exc:
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=str(exc))
+            return None
         except Exception as exc:
             reference = reference_for(exc)
             log.exception("Answering %s/%s failed (reference %s)", channel, ts, reference)
             self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
+            return exc.ranking_id if isinstance(exc, AnswerError) else None
         finally:
             self._react(client, channel, ts, "reactions_remove")
 
@@ -134,20 +167,37 @@ class SlackListeners:
         return question_text(messages[0].get("text", "")) or None
 
     # -- slash command -----------------------------------------------------------------------------
-    def on_command(self, command: dict[str, Any], ack: Ack, respond: Respond) -> None:
+    def on_command(self, command: dict[str, Any], ack: Ack) -> None:
         question = " ".join((command.get("text") or "").split())
         if not question:
             ack(text=f"Usage: {command.get('command', '/ask')} your question")
             return
-        _, position = self.pool.submit(lambda: self._answer_command(command, question, respond))
+        try:
+            with self.sessions.begin() as session:
+                store.enqueue_job(
+                    session,
+                    kind="command",
+                    question=question,
+                    channel=command.get("channel_id"),
+                    user=command.get("user_id"),
+                    response_url=command.get("response_url"),
+                )
+                position = max(0, store.open_jobs(session) - self.workers.workers)
+        except Exception as exc:
+            reference = reference_for(exc)
+            log.exception("Queueing a slash command failed (reference %s)", reference)
+            ack(response_type="ephemeral", text=blocks.error_text(reference))
+            return
+        self.workers.wake()
         searching = f"Searching the knowledge base for: {question}"
         if position:
             searching += f"\nI'm busy answering other questions; yours is queued (number {position} in line)."
         ack(response_type="ephemeral", text=searching)
 
-    def _answer_command(self, command: dict[str, Any], question: str, respond: Respond) -> None:
+    def _answer_command(self, job: store.AnswerJob) -> int | None:
+        respond = Respond(response_url=job.response_url)
         try:
-            result = self.answers.ask(question, channel=command.get("channel_id"), user=command.get("user_id"))
+            result = self.answers.ask(job.question, channel=job.channel, user=job.user)
             view = blocks.AnswerView.from_result(result)
             respond(
                 response_type="ephemeral",
@@ -155,12 +205,15 @@ class SlackListeners:
                 text=blocks.answer_text(view),
                 blocks=blocks.answer_blocks(view, actions="share"),
             )
+            return result.ranking_id
         except QuestionError as exc:
             respond(response_type="ephemeral", text=str(exc))
+            return None
         except Exception as exc:
             reference = reference_for(exc)
             log.exception("Answering /command failed (reference %s)", reference)
             respond(response_type="ephemeral", text=blocks.error_text(reference))
+            return exc.ranking_id if isinstance(exc, AnswerError) else None
 
     def on_share(self, body: dict[str, Any], ack: Ack, client: WebClient, respond: Respond) -> None:
         ack()

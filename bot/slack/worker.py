@@ -1,44 +1,167 @@
-"""A bounded pool for the answer pipeline, off Slack's request threads. It queues past its size and says
-where a new question stands, so the listener can tell the user they are queued (never dropped)."""
+"""The answer workers: threads that take durable jobs from the database (`store.jobs`) and answer them, off
+Slack's request threads. A question acknowledged in Slack is a queued row first, so a restart, a crash or a
+deploy loses nothing: queued jobs wait, a dead process's jobs come back when its lease runs out, and a
+graceful stop hands what it has not started back to the queue."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+
+from sqlalchemy.orm import Session, sessionmaker
+
+import store
 
 log = logging.getLogger(__name__)
 
+# A job taken this often without being finished (its process died each time) is given up, with a message.
+MAX_ATTEMPTS = 3
 
-class AnswerPool:
-    def __init__(self, workers: int) -> None:
+
+def worker_identity() -> str:
+    """Who holds a lease: host, process and a random part (a restarted process is someone else)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class AnswerWorkers:
+    """`workers` threads answering jobs through `handle(job)`, which returns the ranking id of the answer (or
+    raises: the job is then marked failed with the error; telling the user is `handle`'s part). A job taken
+    for the `MAX_ATTEMPTS`-th time goes to `give_up(job)` instead, which tells the user it failed.
+
+    Leases last `lease_s` and are renewed every third of that while a job runs, so only a process that stopped
+    loses its jobs. `wake()` starts an idle worker at once (a new question); otherwise they look every
+    `poll_s`."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        handle: Callable[[store.AnswerJob], int | None],
+        give_up: Callable[[store.AnswerJob], None],
+        workers: int = 4,
+        *,
+        lease_s: float = 30.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.handle = handle
+        self.give_up = give_up
         self.workers = workers
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ragbot-answer")
-        self._lock = threading.Lock()
-        self._in_flight = 0
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.owner = worker_identity()
+        self._wake = threading.Condition()
+        self._pending_wakes = 0
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._busy_lock = threading.Lock()
 
-    def submit(self, job: Callable[[], None]) -> tuple[Future[None], int]:
-        """Run `job` on the pool; returns its future and its place in the queue (0: it starts now)."""
-        with self._lock:
-            self._in_flight += 1
-            position = max(0, self._in_flight - self.workers)
+    # -- life cycle --------------------------------------------------------------------------------
+    def start(self) -> AnswerWorkers:
+        """Start the threads (once); they take what earlier processes left queued right away."""
+        with self._busy_lock:
+            if self._threads or self._stopping.is_set():
+                return self
+            for n in range(self.workers):
+                thread = threading.Thread(target=self._run, name=f"ragbot-answer-{n}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            heartbeat = threading.Thread(target=self._heartbeat, name="ragbot-lease", daemon=True)
+            heartbeat.start()
+            self._threads.append(heartbeat)
+        return self
 
-        def run() -> None:
-            try:
-                job()
-            except Exception:  # the job reports to the user itself; this only keeps the pool alive
-                log.exception("Answer job failed")
-            finally:
-                with self._lock:
-                    self._in_flight -= 1
+    def stop(self, grace_s: float = 25.0) -> int:
+        """Take no new jobs, let running answers finish for up to `grace_s` seconds, then hand the jobs still
+        running back to the queue (another process, or this one restarted, answers them). Returns how many
+        were handed back."""
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, grace_s))
+            grace_s = 0.0 if thread.is_alive() else grace_s
+        try:
+            handed_back = store.release_jobs(self.sessions, self.owner)
+        except Exception:
+            log.exception("Could not hand unfinished jobs back; their leases run out instead")
+            return 0
+        if handed_back:
+            log.warning("Handed %d unfinished question(s) back to the queue", handed_back)
+        return handed_back
 
-        return self._executor.submit(run), position
+    def wake(self) -> None:
+        """A job was queued: let an idle worker take it now (starting the workers on the first one)."""
+        self.start()
+        with self._wake:
+            self._pending_wakes += 1
+            self._wake.notify()
 
     @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return self._in_flight
+    def busy(self) -> int:
+        with self._busy_lock:
+            return self._busy
 
-    def shutdown(self, wait: bool = True) -> None:
-        self._executor.shutdown(wait=wait)
+    # -- the threads -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = store.take_job(self.sessions, self.owner, self.lease_s)
+            except Exception:  # the database is away: wait and look again
+                log.warning("Could not take work from the database", exc_info=True)
+                job = None
+            if job is None:
+                self._idle()
+                continue
+            with self._busy_lock:
+                self._busy += 1
+            try:
+                self._work(job)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+
+    def _idle(self) -> None:
+        with self._wake:
+            if self._pending_wakes == 0 and not self._stopping.is_set():
+                self._wake.wait(self.poll_s)
+            self._pending_wakes = max(0, self._pending_wakes - 1)
+
+    def _work(self, job: store.AnswerJob) -> None:
+        if job.attempts > MAX_ATTEMPTS:
+            log.error("Job %s was taken %d times without finishing; giving up", job.id, job.attempts - 1)
+            self._finish(job, "failed", error=f"gave up after {job.attempts - 1} attempts")
+            self._quietly(self.give_up, job)
+            return
+        try:
+            ranking_id = self.handle(job)
+        except Exception as exc:
+            log.exception("Job %s failed", job.id)
+            self._finish(job, "failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._finish(job, "answered", ranking_id=ranking_id)
+
+    def _finish(self, job: store.AnswerJob, state: str, **fields: object) -> None:
+        try:
+            if not store.finish_job(self.sessions, job.id, self.owner, state, **fields):  # type: ignore[arg-type]
+                log.warning("Job %s was taken over by another process before it finished here", job.id)
+        except Exception:  # the database went away: the lease runs out and the job is taken again
+            log.exception("Could not mark job %s %s", job.id, state)
+
+    def _heartbeat(self) -> None:
+        while not self._stopping.wait(self.lease_s / 3):
+            try:
+                store.renew_leases(self.sessions, self.owner, self.lease_s)
+            except Exception:
+                log.warning("Could not renew the leases of running jobs", exc_info=True)
+
+    @staticmethod
+    def _quietly(action: Callable[[store.AnswerJob], None], job: store.AnswerJob) -> None:
+        try:
+            action(job)
+        except Exception:
+            log.exception("Could not tell the asker of job %s", job.id)

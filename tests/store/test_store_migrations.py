@@ -42,11 +42,12 @@ TABLES = {
     "ranked_candidates",
     "feedback",
     "slack_events",
+    "answer_jobs",
     "users",
     "preset_versions",
     "candidate_labels",
 }
-HEAD = "0004"
+HEAD = "0005"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -239,7 +240,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
