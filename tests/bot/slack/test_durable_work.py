@@ -1,0 +1,154 @@
+"""Durable work through real processes: `ragbot serve` stopped with SIGTERM or killed with SIGKILL while it
+answers, then started again. Every acknowledged question is answered exactly once, or its asker is told."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+import store
+from tests.bot.slack.conftest import SIGNING_SECRET, mention
+from tests.bot.slack.test_serve_command import free_port, wait_for_health
+from tests.fake_openai import FakeOpenAI
+
+
+def start_serve(port: int, fake_slack, llm_url: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("ragbot")), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env={
+            **os.environ,
+            "SLACK_BOT_TOKEN": "xoxb-durable",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake_slack.api_url,
+            "LLM_BASE_URL": llm_url,
+            "SLACK_WORKERS": "1",
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def send(port: int, text: str, ts: str, event_id: str) -> None:
+    body = json.dumps({"type": "event_callback", "event_id": event_id, "event": mention(text, ts=ts)})
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
+    headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
+    assert httpx.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers).status_code == 200
+
+
+def wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def jobs(env: Path) -> list[store.AnswerJob]:
+    engine = create_engine(os.environ["DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            return list(session.scalars(select(store.AnswerJob).order_by(store.AnswerJob.id)))
+    finally:
+        engine.dispose()
+
+
+def answers(fake_slack) -> list[str]:
+    """The thread of every answer posted (answers carry blocks; notices do not)."""
+    return [c.args["thread_ts"] for c in fake_slack.calls_to("chat.postMessage") if c.args.get("blocks")]
+
+
+def test_sigterm_finishes_the_running_answer_and_a_restart_answers_the_queued_ones(env, fake_slack, llm_server):
+    FakeOpenAI.delay = 3.0  # a slow LLM: the first answer is running when SIGTERM comes
+    port = free_port()
+    first = start_serve(port, fake_slack, llm_server, SHUTDOWN_GRACE_S="20")
+    stamps = [f"1700000300.00000{i}" for i in range(3)]
+    try:
+        wait_for_health(first, port)
+        for i, ts in enumerate(stamps):
+            send(port, f"Question {i}: how do I set up SCIM provisioning?", ts, f"EvTerm{i}")
+        wait_until(lambda: len(FakeOpenAI.requests) == 1)
+        first.send_signal(signal.SIGTERM)
+        output, _ = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, output
+    assert "Traceback" not in output
+    assert answers(fake_slack) == [stamps[0]]  # the running answer was finished, not dropped
+    assert [c.args["timestamp"] for c in fake_slack.calls_to("reactions.remove")] == [stamps[0]]  # 👀 stays on the rest
+    assert [j.state for j in jobs(env)] == ["answered", "queued", "queued"]
+    notices = fake_slack.calls_to("chat.postEphemeral")
+    assert len(notices) == 2 and all("queued" in n.args["text"] for n in notices)
+
+    FakeOpenAI.delay = 0.0
+    second = start_serve(port, fake_slack, llm_server)
+    try:
+        wait_until(lambda: len(answers(fake_slack)) == 3, timeout=120)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=60)
+    assert sorted(answers(fake_slack)) == stamps  # each question answered once
+    assert [(j.state, j.attempts) for j in jobs(env)] == [("answered", 1)] * 3
+    assert sorted(c.args["timestamp"] for c in fake_slack.calls_to("reactions.remove")) == stamps
+    assert second.returncode == 0 and "Traceback" not in output
+
+
+def test_a_killed_process_loses_nothing_the_next_one_answers_after_the_lease(env, fake_slack, llm_server):
+    FakeOpenAI.delay = 2.0
+    port = free_port()
+    first = start_serve(port, fake_slack, llm_server, ANSWER_LEASE_S="3")
+    try:
+        wait_for_health(first, port)
+        send(port, "How do I set up SCIM provisioning?", "1700000400.000001", "EvKill")
+        wait_until(lambda: len(FakeOpenAI.requests) == 1)
+        first.kill()  # SIGKILL mid-answer: no shutdown code runs
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    [job] = jobs(env)
+    assert (job.state, job.attempts, answers(fake_slack)) == ("answering", 1, [])
+
+    FakeOpenAI.delay = 0.0
+    second = start_serve(port, fake_slack, llm_server, ANSWER_LEASE_S="3")
+    try:
+        wait_until(lambda: len(answers(fake_slack)) == 1, timeout=120)
+        time.sleep(1.0)  # a second answer would show up by now
+    finally:
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=60)
+    assert answers(fake_slack) == ["1700000400.000001"]
+    [job] = jobs(env)
+    assert (job.state, job.attempts) == ("answered", 2) and job.ranking_id is not None
+    assert "Traceback" not in output
+
+
+def test_a_question_whose_processes_died_three_times_is_told_it_failed(slack, fake_slack) -> None:
+    """A job taken three times and never finished (each process died on it) is not taken a fourth time: the
+    asker gets the never-silent message with the job's reference."""
+    with slack.parts.sessions.begin() as session:
+        job = store.enqueue_job(
+            session, kind="mention", question="What is SCIM?", channel="C0SUPPORT1", ts="1.5", thread_ts="1.5"
+        )
+        job.attempts = 3
+        job_id = job.id
+    slack.service.workers.wake()
+    [reply] = fake_slack.wait_for("chat.postMessage")
+    assert "Sorry, something went wrong" in reply.args["text"] and f"J-{job_id}" in reply.args["text"]
+    assert reply.args["thread_ts"] == "1.5"
+    with slack.parts.sessions() as session:
+        failed = session.get(store.AnswerJob, job_id)
+        assert (failed.state, failed.attempts) == ("failed", 4) and "gave up after 3 attempts" in failed.error
+        assert session.scalars(select(store.RankingLog)).all() == []  # nothing was answered
