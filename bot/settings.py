@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     # --- storage ---------------------------------------------------------------------------------
     database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL (SQLite by default, or PostgreSQL).")
+    ranking_spool_dir: str = Field(
+        "./data/spool", description="Where rankings wait while the database is away; written when it is back."
+    )
 
     # --- Slack -----------------------------------------------------------------------------------
     slack_bot_token: str | None = Field(None, description="Bot token (xoxb-...).")
@@ -83,6 +86,11 @@ class Settings(BaseSettings):
     )
     answer_lease_s: float = Field(
         30.0, ge=3, description="A worker's hold on a question; a crashed process's questions are taken again after it."
+    )
+
+    # --- operations -------------------------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object a line, with the Slack channel/ts and ranking id where known."
     )
 
     # --- admin app -------------------------------------------------------------------------------

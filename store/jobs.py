@@ -66,13 +66,15 @@ def take_job(sessions: sessionmaker[Session], owner: str, lease_s: float) -> Ans
     return None
 
 
-def renew_leases(sessions: sessionmaker[Session], owner: str, lease_s: float) -> int:
-    """Push out the leases of every job `owner` is answering (its heartbeat); returns how many."""
+def renew_leases(sessions: sessionmaker[Session], owner: str, lease_s: float, job_ids: list[int]) -> int:
+    """Push out the leases of the jobs `owner` is still working on (its heartbeat); returns how many."""
+    if not job_ids:
+        return 0
     with sessions.begin() as session:
         now = utcnow()
         result = session.execute(
             update(AnswerJob)
-            .where(AnswerJob.lease_owner == owner, AnswerJob.state == "answering")
+            .where(AnswerJob.lease_owner == owner, AnswerJob.state == "answering", AnswerJob.id.in_(job_ids))
             .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -159,6 +159,8 @@ class RankingLog(Base):
     timings_ms: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The mode that ran (None in logs written before the lexical channel existed).
     retrieval_mode: Mapped[str | None] = mapped_column(String)
+    # Set when the record was kept on disk through a database outage and written later: written once.
+    record_key: Mapped[str | None] = mapped_column(String, unique=True)
 
     preset: Mapped[Preset | None] = relationship()
     candidates: Mapped[list[LoggedCandidate]] = relationship(

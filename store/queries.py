@@ -104,6 +104,7 @@ def record_ranking(
     timings_ms: dict[str, float],
     candidates: list[dict[str, Any]],
     retrieval_mode: str | None = None,
+    record_key: str | None = None,
 ) -> RankingLog:
     """Add one ranking and its candidates, and flush so ``.id`` is set. The caller commits.
 
@@ -128,6 +129,7 @@ def record_ranking(
         reranker=reranker,
         timings_ms={str(stage): float(ms) for stage, ms in timings_ms.items()},
         retrieval_mode=retrieval_mode,
+        record_key=record_key,
     )
     rows = [_candidate(i, fields) for i, fields in enumerate(candidates)]
     # Same order in memory as when loaded back (the relationship is ordered by retrieval_rank).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,24 @@ def components(env: Path, embedder) -> Iterator:
     parts = Components(Settings(), embedder=embedder)  # reuse the session's loaded model
     yield parts
     parts.close()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator:
+    """A PostgreSQL server of this test's own, started; the test may stop and start it."""
+    import tempfile
+
+    from tests.private_postgres import PrivatePostgres, postgres_bin
+
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("PostgreSQL's server programs are missing; CI needs them (apt-get install postgresql)")
+        pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+    folder = Path(tempfile.mkdtemp(prefix="ragbot-pg-"))  # outside pytest's private temp: postgres must reach it
+    server = PrivatePostgres(folder, bin_dir)
+    server.start()
+    yield server
+    with contextlib.suppress(Exception):  # the test may have left it stopped
+        server.stop()
+    shutil.rmtree(folder, ignore_errors=True)

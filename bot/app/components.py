@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -133,7 +134,7 @@ class Components:
             retriever=self.retriever,
             reranker=self.reranker,
             answer_writer=make_answer_writer(self.settings),
-            recorder=RankingRecorder(self.sessions),
+            recorder=RankingRecorder(self.sessions, Path(self.settings.ranking_spool_dir)),
             require_rerank=self.settings.rerank_required,
         )
 
@@ -159,9 +160,11 @@ class Components:
 def open_components(**overrides: Any) -> Components:
     """The process's components from the environment (and `.env`); `overrides` replace settings by field name
     (the command line's options, e.g. `rerank_model=`)."""
+    from bot.app.logs import configure_logging
     from bot.settings import get_settings
 
     settings = get_settings()
     if overrides:
         settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings.log_format)
     return Components(settings)

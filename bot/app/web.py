@@ -5,29 +5,55 @@ app, so both modes run the same handlers."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 
 from bot.app.components import Components
+from bot.app.health import READY, readiness
 from bot.slack.app import SlackConfigError, build_slack_app
 from bot.slack.http import add_slack_route
+from bot.slack.metrics import BotMetrics
 from bot.slack.worker import AnswerWorkers
 
 log = logging.getLogger(__name__)
 
 
-def create_http_app(slack_app: App | None, admin_app: FastAPI | None = None) -> FastAPI:
-    """`/healthz`, Slack's endpoint when `slack_app` is given (HTTP mode), the admin app under `/admin` when
-    given."""
+def create_http_app(
+    slack_app: App | None,
+    admin_app: FastAPI | None = None,
+    *,
+    ready: Callable[[], dict[str, str]] | None = None,
+    metrics: BotMetrics | None = None,
+) -> FastAPI:
+    """`/healthz` (the process is up), `/readyz` when `ready` is given (each dependency "ok" or what is wrong;
+    503 unless all are ok), `/metrics` when `metrics` is given, Slack's endpoint when `slack_app` is given (HTTP
+    mode), the admin app under `/admin` when given."""
     api = FastAPI(title="ragbot", docs_url=None, redoc_url=None, openapi_url=None)
 
     @api.get("/healthz")
     def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "slack_http": slack_app is not None, "admin": admin_app is not None})
+
+    if ready is not None:
+
+        @api.get("/readyz")
+        def readyz() -> JSONResponse:
+            checks = ready()
+            ok = all(state == READY for state in checks.values())
+            return JSONResponse({"status": "ok" if ok else "not ready", **checks}, status_code=200 if ok else 503)
+
+    if metrics is not None:
+
+        @api.get("/metrics")
+        def prometheus_metrics() -> Response:
+            return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     if admin_app is not None:
         api.mount("/admin", admin_app)
@@ -84,8 +110,9 @@ def build_service(parts: Components) -> SlackService:
     """Everything `ragbot serve` runs: the admin app always; Slack when any SLACK_* setting is present."""
     s = parts.settings
     admin_app = build_admin(parts)
+    ready = partial(readiness, parts)
     if not slack_configured(parts):
-        return SlackService(create_http_app(None, admin_app), None, None)
+        return SlackService(create_http_app(None, admin_app, ready=ready), None, None)
     if not s.slack_signing_secret and not s.slack_app_token:
         raise SlackConfigError(
             "Set SLACK_SIGNING_SECRET to receive Slack's HTTP requests at /slack/events, or SLACK_APP_TOKEN "
@@ -99,6 +126,7 @@ def build_service(parts: Components) -> SlackService:
         answers=parts.answers,
         sessions=parts.sessions,
         workers=s.slack_workers,
+        metrics=(metrics := BotMetrics()),
         lease_s=s.answer_lease_s,
     )
     socket_mode = None
@@ -106,5 +134,5 @@ def build_service(parts: Components) -> SlackService:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         socket_mode = SocketModeHandler(app, s.slack_app_token)
-    http = create_http_app(app if s.slack_signing_secret else None, admin_app)
+    http = create_http_app(app if s.slack_signing_secret else None, admin_app, ready=ready, metrics=metrics)
     return SlackService(http, app, workers, socket_mode, grace_s=s.shutdown_grace_s)

@@ -32,8 +32,11 @@ def run_server(parts: Components, host: str, port: int) -> None:
 
     from bot.app.web import build_service
 
+    # Before taking traffic: the embedded store must be this process's (another one holding it is a clear error
+    # now, not a failure on every question), and the models are loaded.
+    parts.index.collection_info(parts.settings.ragbot_collection)
     service = build_service(parts)
-    _ = parts.embedder, parts.answers.reranker_status()  # load models before taking traffic
+    _ = parts.embedder, parts.answers.reranker_status()
     server = uvicorn.Server(uvicorn.Config(service.http, host=host, port=port, log_level="warning"))
     # uvicorn shuts down on SIGTERM and then raises the signal again for the handler it found; this one lets
     # the process live on to drain its answers instead of dying there.

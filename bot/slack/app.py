@@ -13,8 +13,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy.orm import Session, sessionmaker
 
+import store
 from bot.answering import AnswerService
 from bot.slack.listeners import SlackListeners
+from bot.slack.metrics import BotMetrics
 from bot.slack.worker import AnswerWorkers
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ def build_slack_app(
     answers: AnswerService,
     sessions: sessionmaker[Session],
     workers: int,
+    metrics: BotMetrics,
     lease_s: float = 30.0,
 ) -> tuple[App, AnswerWorkers]:
     """The Bolt app with its listeners, and the workers that answer its durable jobs (not started: they start
@@ -73,9 +76,18 @@ def build_slack_app(
     pool = AnswerWorkers(
         sessions, lambda job: listeners.answer_job(job), lambda job: listeners.give_up(job), workers, lease_s=lease_s
     )
-    listeners = SlackListeners(answers, sessions, app.client, pool)
+    listeners = SlackListeners(answers, sessions, app.client, pool, metrics)
+    metrics.watch(lambda: _open_jobs(sessions), lambda: pool.busy)
     listeners.register(app, slash_command)
     return app, pool
+
+
+def _open_jobs(sessions: sessionmaker[Session]) -> float:
+    try:
+        with sessions() as session:
+            return store.open_jobs(session)
+    except Exception:  # the database is away: the gauge says so with NaN rather than failing the scrape
+        return float("nan")
 
 
 def _bolt_app(bot_token: str, signing_secret: str | None, api_url: str) -> App:

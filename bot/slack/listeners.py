@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import store
 from bot.answering import AnswerError, AnswerService, QuestionError
 from bot.slack import blocks
+from bot.slack.metrics import BotMetrics
 from bot.slack.worker import AnswerWorkers
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,12 @@ WORKING_REACTION = "eyes"
 def question_text(text: str) -> str:
     """The question without bot mentions."""
     return " ".join(_MENTION.sub(" ", text or "").split())
+
+
+def _where(channel: str | None, ts: str | None, exc: BaseException | None = None) -> dict[str, Any]:
+    """Log record fields (`LOG_FORMAT=json` prints them): the Slack message and its ranking, when known."""
+    ranking_id = exc.ranking_id if isinstance(exc, AnswerError) else None
+    return {"slack_channel": channel, "slack_ts": ts, "ranking_id": ranking_id}
 
 
 def reference_for(exc: BaseException) -> str:
@@ -39,12 +46,18 @@ class SlackListeners:
     transaction that claims its Slack message; `workers` answer the jobs (`answer_job`) with `client`."""
 
     def __init__(
-        self, answers: AnswerService, sessions: sessionmaker[Session], client: WebClient, workers: AnswerWorkers
+        self,
+        answers: AnswerService,
+        sessions: sessionmaker[Session],
+        client: WebClient,
+        workers: AnswerWorkers,
+        metrics: BotMetrics,
     ) -> None:
         self.answers = answers
         self.sessions = sessions
         self.client = client
         self.workers = workers
+        self.metrics = metrics
 
     def register(self, app: App, slash_command: str) -> None:
         app.event("app_mention")(self.on_mention)
@@ -78,6 +91,7 @@ class SlackListeners:
         try:
             with self.sessions.begin() as session:
                 if not store.claim_slack_event(session, channel, ts, body.get("event_id")):
+                    self.metrics.events.labels(kind="mention", outcome="duplicate").inc()
                     return  # a retry, the same mention as another event type, or another bot process got it
                 if question:
                     store.enqueue_job(
@@ -91,10 +105,12 @@ class SlackListeners:
                     )
                     position = max(0, store.open_jobs(session) - self.workers.workers)
         except Exception as exc:  # the database is down: say so rather than go quiet
+            self.metrics.events.labels(kind="mention", outcome="refused").inc()
             reference = reference_for(exc)
-            log.exception("Claiming %s/%s failed (reference %s)", channel, ts, reference)
+            log.exception("Claiming %s/%s failed (reference %s)", channel, ts, reference, extra=_where(channel, ts))
             self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
             return
+        self.metrics.events.labels(kind="mention", outcome="queued" if question else "empty").inc()
         if not question:
             client.chat_postMessage(
                 channel=channel,
@@ -122,6 +138,7 @@ class SlackListeners:
 
     def give_up(self, job: store.AnswerJob) -> None:
         """A job its processes never finished (they died each time): tell the asker, with its reference."""
+        self.metrics.answers.labels(outcome="gave_up").inc()
         text = blocks.error_text(f"J-{job.id}")
         if job.kind == "command":
             Respond(response_url=job.response_url)(response_type="ephemeral", text=text)
@@ -134,6 +151,7 @@ class SlackListeners:
         try:
             context = self._thread_question(client, channel, thread_ts) if thread_ts != ts else None
             result = self.answers.ask(job.question, channel=channel, user=job.user, context=context)
+            self.metrics.answered(result)
             view = blocks.AnswerView.from_result(result)
             client.chat_postMessage(
                 channel=channel,
@@ -144,11 +162,15 @@ class SlackListeners:
             )
             return result.ranking_id
         except QuestionError as exc:
+            self.metrics.answers.labels(outcome="unusable").inc()
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=str(exc))
             return None
         except Exception as exc:
+            self.metrics.failed(exc)
             reference = reference_for(exc)
-            log.exception("Answering %s/%s failed (reference %s)", channel, ts, reference)
+            log.exception(
+                "Answering %s/%s failed (reference %s)", channel, ts, reference, extra=_where(channel, ts, exc)
+            )
             self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
             return exc.ranking_id if isinstance(exc, AnswerError) else None
         finally:
@@ -170,6 +192,7 @@ class SlackListeners:
     def on_command(self, command: dict[str, Any], ack: Ack) -> None:
         question = " ".join((command.get("text") or "").split())
         if not question:
+            self.metrics.events.labels(kind="command", outcome="empty").inc()
             ack(text=f"Usage: {command.get('command', '/ask')} your question")
             return
         try:
@@ -184,10 +207,12 @@ class SlackListeners:
                 )
                 position = max(0, store.open_jobs(session) - self.workers.workers)
         except Exception as exc:
+            self.metrics.events.labels(kind="command", outcome="refused").inc()
             reference = reference_for(exc)
             log.exception("Queueing a slash command failed (reference %s)", reference)
             ack(response_type="ephemeral", text=blocks.error_text(reference))
             return
+        self.metrics.events.labels(kind="command", outcome="queued").inc()
         self.workers.wake()
         searching = f"Searching the knowledge base for: {question}"
         if position:
@@ -198,6 +223,7 @@ class SlackListeners:
         respond = Respond(response_url=job.response_url)
         try:
             result = self.answers.ask(job.question, channel=job.channel, user=job.user)
+            self.metrics.answered(result)
             view = blocks.AnswerView.from_result(result)
             respond(
                 response_type="ephemeral",
@@ -207,9 +233,11 @@ class SlackListeners:
             )
             return result.ranking_id
         except QuestionError as exc:
+            self.metrics.answers.labels(outcome="unusable").inc()
             respond(response_type="ephemeral", text=str(exc))
             return None
         except Exception as exc:
+            self.metrics.failed(exc)
             reference = reference_for(exc)
             log.exception("Answering /command failed (reference %s)", reference)
             respond(response_type="ephemeral", text=blocks.error_text(reference))
@@ -261,6 +289,7 @@ class SlackListeners:
             if store.user_feedback(session, ranking_id, user) is not None:
                 return None  # a double click, or a second delivery of the same press
             feedback_id = store.add_feedback(session, ranking_id, value, user=user).id
+        self.metrics.feedback.labels(vote="helpful" if value > 0 else "not_helpful").inc()
         message = body.get("message") or {}
         if message.get("ts") and body.get("channel"):
             client.chat_update(

@@ -57,7 +57,7 @@ class AnswerWorkers:
         self._pending_wakes = 0
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._busy = 0
+        self._running: set[int] = set()  # jobs taken and not yet marked done: the heartbeat renews these
         self._busy_lock = threading.Lock()
 
     # -- life cycle --------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class AnswerWorkers:
     @property
     def busy(self) -> int:
         with self._busy_lock:
-            return self._busy
+            return len(self._running)
 
     # -- the threads -------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -118,12 +118,12 @@ class AnswerWorkers:
                 self._idle()
                 continue
             with self._busy_lock:
-                self._busy += 1
+                self._running.add(job.id)
             try:
                 self._work(job)
             finally:
                 with self._busy_lock:
-                    self._busy -= 1
+                    self._running.discard(job.id)
 
     def _idle(self) -> None:
         with self._wake:
@@ -146,16 +146,26 @@ class AnswerWorkers:
         self._finish(job, "answered", ranking_id=ranking_id)
 
     def _finish(self, job: store.AnswerJob, state: str, **fields: object) -> None:
-        try:
-            if not store.finish_job(self.sessions, job.id, self.owner, state, **fields):  # type: ignore[arg-type]
-                log.warning("Job %s was taken over by another process before it finished here", job.id)
-        except Exception:  # the database went away: the lease runs out and the job is taken again
-            log.exception("Could not mark job %s %s", job.id, state)
+        """Mark the job done. While the database is away, keep trying (the job stays this worker's, its lease
+        renewed once the database is back), so an answer already posted is not given again."""
+        wait = 0.5
+        while True:
+            try:
+                if not store.finish_job(self.sessions, job.id, self.owner, state, **fields):  # type: ignore[arg-type]
+                    log.warning("Job %s was taken over by another process before it finished here", job.id)
+                return
+            except Exception:
+                log.warning("Could not mark job %s %s; trying again in %.1f s", job.id, state, wait, exc_info=True)
+            if self._stopping.wait(wait):  # stopping: its lease runs out and it is taken again
+                return
+            wait = min(wait * 2, 10.0)
 
     def _heartbeat(self) -> None:
         while not self._stopping.wait(self.lease_s / 3):
+            with self._busy_lock:
+                running = list(self._running)
             try:
-                store.renew_leases(self.sessions, self.owner, self.lease_s)
+                store.renew_leases(self.sessions, self.owner, self.lease_s, running)
             except Exception:
                 log.warning("Could not renew the leases of running jobs", exc_info=True)
 

@@ -1,4 +1,5 @@
-"""Durable work: every acknowledged question as a row until it is answered or its asker is told it failed.
+"""Durable work: every acknowledged question as a row until it is answered or its asker is told it failed; a
+ranking kept on disk through a database outage is written once (`ranking_logs.record_key`).
 
 Revision ID: 0005
 Revises: 0004
@@ -42,8 +43,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_answer_jobs")),
     )
     op.create_index(op.f("ix_answer_jobs_state"), "answer_jobs", ["state"])
+    with op.batch_alter_table("ranking_logs") as batch:
+        batch.add_column(sa.Column("record_key", sa.String(), nullable=True))
+        batch.create_unique_constraint(op.f("uq_ranking_logs_record_key"), ["record_key"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ranking_logs") as batch:
+        batch.drop_constraint(op.f("uq_ranking_logs_record_key"), type_="unique")
+        batch.drop_column("record_key")
     op.drop_index(op.f("ix_answer_jobs_state"), table_name="answer_jobs")
     op.drop_table("answer_jobs")

@@ -49,7 +49,8 @@ def test_renewed_leases_hold_and_a_shutdown_hands_jobs_back_uncounted(migrated: 
     sessions = store.session_factory(migrated)
     (job_id,) = queue(sessions, 1)
     store.take_job(sessions, "worker-a", lease_s=1)
-    assert store.renew_leases(sessions, "worker-a", lease_s=60) == 1
+    assert store.renew_leases(sessions, "worker-a", lease_s=60, job_ids=[]) == 0
+    assert store.renew_leases(sessions, "worker-a", lease_s=60, job_ids=[job_id]) == 1
     time.sleep(1.2)
     assert store.take_job(sessions, "worker-b", lease_s=60) is None  # renewed: still worker-a's
     assert store.release_jobs(sessions, "worker-a") == 1

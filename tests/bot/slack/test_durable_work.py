@@ -152,3 +152,49 @@ def test_a_question_whose_processes_died_three_times_is_told_it_failed(slack, fa
         failed = session.get(store.AnswerJob, job_id)
         assert (failed.state, failed.attempts) == ("failed", 4) and "gave up after 3 attempts" in failed.error
         assert session.scalars(select(store.RankingLog)).all() == []  # nothing was answered
+
+
+def test_a_database_outage_mid_answer_still_posts_the_answer_and_logs_it_once(
+    env, fake_slack, llm_server, private_postgres, tmp_path
+):
+    """PostgreSQL stops while the LLM writes the answer: the answer is posted, its ranking waits on disk and is
+    written once when PostgreSQL is back, and the job ends answered (not answered twice)."""
+    FakeOpenAI.delay = 3.0
+    port = free_port()
+    database = {"DATABASE_URL": private_postgres.url, "RANKING_SPOOL_DIR": str(tmp_path / "spool")}
+    bot = start_serve(port, fake_slack, llm_server, **database)
+    try:
+        wait_for_health(bot, port)
+        send(port, "How do I set up SCIM provisioning?", "1700000500.000001", "EvOutage")
+        wait_until(lambda: len(FakeOpenAI.requests) == 1)
+        private_postgres.stop()  # mid-answer: the preset was read, the ranking is not written yet
+        wait_until(lambda: len(answers(fake_slack)) == 1)
+        wait_until(lambda: list((tmp_path / "spool").glob("*.json")) != [])  # the ranking waits on disk
+        readiness = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30)
+        assert readiness.status_code == 503 and readiness.json()["database"].startswith("unreachable")
+        private_postgres.start()
+        engine = create_engine(private_postgres.url)
+        try:
+
+            def logged() -> list[tuple[str, str | None, int]]:
+                with Session(engine) as session:
+                    rows = session.scalars(select(store.RankingLog))
+                    return [(r.status, r.record_key, len(r.candidates)) for r in rows]
+
+            def job_state() -> str:
+                with Session(engine) as session:
+                    return session.scalars(select(store.AnswerJob.state)).one()
+
+            wait_until(lambda: len(logged()) == 1 and job_state() == "answered", timeout=90)
+            time.sleep(6)  # a second write or a second answer would show up by now
+            [(status, record_key, candidates)] = logged()
+            assert status == "ok" and record_key and candidates == 20
+            assert job_state() == "answered" and len(answers(fake_slack)) == 1
+            assert list((tmp_path / "spool").glob("*.json")) == []
+        finally:
+            engine.dispose()
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30).json()["database"] == "ok"
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        output, _ = bot.communicate(timeout=60)
+    assert bot.returncode == 0 and "Traceback" not in output.split("ragbot is listening")[0]
