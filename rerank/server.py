@@ -119,8 +119,10 @@ def create_rerank_app(
         kind = {404: "not_found_error", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, str(exc.detail), kind)
 
-    @api.get("/healthz")
-    def healthz() -> JSONResponse:
+    @api.get("/readyz")
+    @api.get("/healthz")  # the same, for health checks written before /readyz
+    def readyz() -> JSONResponse:
+        """200 once the model is loaded and warmed up; 503 (and why) until then or when it failed to load."""
         service.start_loading()  # in case the server runs without lifespan events
         if service.ready.is_set():
             return JSONResponse({"status": "ok", "model": model_name})

@@ -264,6 +264,7 @@ def test_healthz_is_503_until_the_model_is_loaded(make_reranker: Callable[..., A
         assert resp.status_code == 503
         assert resp.json()["status"] == "loading"
         assert "Retry-After" in resp.headers
+        assert running.http.get("/readyz").status_code == 503
         resp = running.rerank(query=QUERY, documents=DOCS)
         assert resp.status_code == 503
         assert resp.json()["error"]["type"] == "model_loading"
@@ -272,6 +273,7 @@ def test_healthz_is_503_until_the_model_is_loaded(make_reranker: Callable[..., A
         assert running.service.wait_ready(30)
         resp = running.http.get("/healthz")
         assert resp.status_code == 200 and resp.json() == {"status": "ok", "model": MODEL_NAME}
+        assert running.http.get("/readyz").json() == {"status": "ok", "model": MODEL_NAME}
         assert running.rerank(query=QUERY, documents=DOCS).status_code == 200
     finally:
         release.set()

@@ -66,9 +66,35 @@ def test_serve_answers_slack_over_http_and_reports_health(env: Path, fake_slack)
         assert response.status_code == 200
         [reply] = fake_slack.wait_for("chat.postMessage")
         assert reply.token == "xoxb-serve" and reply.args["thread_ts"] == "1700000001.000100"
+
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ok", "database": "ok", "index": "ok", "reranker": "ok"}
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'ragbot_slack_events_total{kind="mention",outcome="queued"} 1.0' in metrics
+        assert 'ragbot_answers_total{outcome="ok"} 1.0' in metrics
+        assert 'ragbot_stage_seconds_count{stage="rerank"} 1.0' in metrics
+        assert "ragbot_queue_depth 0.0" in metrics
+
+        # a second `ragbot serve` on the same embedded store refuses to start, saying who holds it
+        second = subprocess.run(
+            [str(command), "serve", "--port", str(free_port())],
+            env={
+                **os.environ,
+                "SLACK_BOT_TOKEN": "xoxb-serve",
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": fake_slack.api_url,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 1, second.stderr
+        assert "is in use by process" in " ".join(second.stderr.split()) and "Traceback" not in second.stderr
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0  # SIGTERM: a clean exit
     assert f"ragbot is listening on http://127.0.0.1:{port} (Slack over HTTP, admin)" in output
     assert "Traceback" not in output
 
