@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -82,9 +83,9 @@ class AnswerWorkers:
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
+        deadline = time.monotonic() + grace_s
         for thread in self._threads:
-            thread.join(timeout=max(0.0, grace_s))
-            grace_s = 0.0 if thread.is_alive() else grace_s
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         try:
             handed_back = store.release_jobs(self.sessions, self.owner)
         except Exception:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 import store
@@ -198,3 +198,44 @@ def test_a_database_outage_mid_answer_still_posts_the_answer_and_logs_it_once(
         bot.send_signal(signal.SIGTERM)
         output, _ = bot.communicate(timeout=60)
     assert bot.returncode == 0 and "Traceback" not in output.split("ragbot is listening")[0]
+
+
+def test_two_processes_on_one_postgresql_the_survivor_finishes_the_killed_ones_work(
+    env, fake_slack, llm_server, private_postgres, tmp_path
+):
+    """Two `ragbot serve` on one PostgreSQL (each its own copy of the embedded index): the one answering is
+    killed, the other takes the question when the lease runs out and answers it, once."""
+    import shutil
+
+    FakeOpenAI.delay = 60.0  # a is still waiting for the LLM when it is killed
+    other_index = tmp_path / "qdrant-b"
+    shutil.copytree(os.environ["QDRANT_PATH"], other_index)
+    shared = {"DATABASE_URL": private_postgres.url, "ANSWER_LEASE_S": "3"}
+    port_a, port_b = free_port(), free_port()
+    a = start_serve(port_a, fake_slack, llm_server, **shared)
+    b = None
+    try:
+        wait_for_health(a, port_a)
+        send(port_a, "How do I set up SCIM provisioning?", "1700000600.000001", "EvTwo")
+        wait_until(lambda: len(FakeOpenAI.requests) == 1)  # a holds the question
+        b = start_serve(port_b, fake_slack, llm_server, QDRANT_PATH=str(other_index), **shared)
+        wait_for_health(b, port_b)
+        a.kill()
+        a.communicate(timeout=30)
+        FakeOpenAI.delay = 0.0
+        wait_until(lambda: len(answers(fake_slack)) == 1, timeout=120)
+        time.sleep(3.0)  # a second answer would show up by now
+        assert answers(fake_slack) == ["1700000600.000001"]
+        engine = create_engine(private_postgres.url)
+        try:
+            with Session(engine) as session:
+                job = session.scalars(select(store.AnswerJob)).one()
+                assert (job.state, job.attempts) == ("answered", 2)
+                assert session.scalar(select(func.count()).select_from(store.RankingLog)) == 1
+        finally:
+            engine.dispose()
+    finally:
+        for process in (a, b):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.communicate(timeout=60)
