@@ -197,3 +197,31 @@ def test_a_remote_rerank_server_serves_the_pipeline(components, tiny_reranker: P
         assert remote_scores == pytest.approx(local, abs=1e-5)
     finally:
         server.stop()
+
+
+def test_a_rerank_server_that_goes_away_and_a_slow_llm_still_give_answers(
+    components, tiny_reranker: Path, llm_server: str
+) -> None:
+    """Faults at two boundaries, caused for real: the LLM answers after LLM_TIMEOUT, then the rerank server's
+    port closes. Each answer still goes out, and says what it did without."""
+    from rerank import DynamicBatcher, Qwen3Reranker
+    from rerank.server import create_rerank_app
+    from tests.fake_openai import FakeOpenAI
+    from tests.rerank.test_server import RunningRerankServer
+
+    engine = Qwen3Reranker(str(tiny_reranker), device="cpu")
+    server = RunningRerankServer(create_rerank_app(lambda: DynamicBatcher(engine), "tiny"))
+    components.settings.rerank_url = server.url
+    components.settings.llm_base_url, components.settings.llm_timeout = llm_server, 1
+    FakeOpenAI.delay = 4.0
+    try:
+        slow = components.answers.ask("How do I set up SCIM provisioning?")
+        assert slow.rerank == "ok" and slow.answer_writer == "extractive" and "LLM could not answer" in slow.note
+    finally:
+        server.stop()
+    FakeOpenAI.delay = 0.0
+    gone = components.answers.ask("How do I set up SCIM provisioning?")
+    assert gone.status == "ok" and gone.rerank.startswith("skipped: reranker failed")
+    assert [rc.candidate.retrieval_rank for rc in gone.candidates][:3] == [1, 2, 3]
+    with components.sessions() as session:
+        assert session.get(store.RankingLog, gone.ranking_id).rerank_status == gone.rerank

@@ -106,32 +106,37 @@ def test_sigterm_finishes_the_running_answer_and_a_restart_answers_the_queued_on
 
 
 def test_a_killed_process_loses_nothing_the_next_one_answers_after_the_lease(env, fake_slack, llm_server):
-    FakeOpenAI.delay = 2.0
+    """SIGKILL while answering the first of three questions: the next process answers the two that waited at
+    once and the first when its lease runs out, each once."""
+    FakeOpenAI.delay = 30.0
     port = free_port()
     first = start_serve(port, fake_slack, llm_server, ANSWER_LEASE_S="3")
+    stamps = [f"1700000400.00000{i}" for i in range(3)]
     try:
         wait_for_health(first, port)
-        send(port, "How do I set up SCIM provisioning?", "1700000400.000001", "EvKill")
+        for i, ts in enumerate(stamps):
+            send(port, f"Question {i}: how do I set up SCIM provisioning?", ts, f"EvKill{i}")
         wait_until(lambda: len(FakeOpenAI.requests) == 1)
         first.kill()  # SIGKILL mid-answer: no shutdown code runs
         first.communicate(timeout=30)
     finally:
         if first.poll() is None:
             first.kill()
-    [job] = jobs(env)
-    assert (job.state, job.attempts, answers(fake_slack)) == ("answering", 1, [])
+    assert [(j.state, j.attempts) for j in jobs(env)] == [("answering", 1), ("queued", 0), ("queued", 0)]
+    assert answers(fake_slack) == []
 
     FakeOpenAI.delay = 0.0
     second = start_serve(port, fake_slack, llm_server, ANSWER_LEASE_S="3")
     try:
-        wait_until(lambda: len(answers(fake_slack)) == 1, timeout=120)
+        wait_until(lambda: len(answers(fake_slack)) == 3, timeout=120)
         time.sleep(1.0)  # a second answer would show up by now
     finally:
         second.send_signal(signal.SIGTERM)
         output, _ = second.communicate(timeout=60)
-    assert answers(fake_slack) == ["1700000400.000001"]
-    [job] = jobs(env)
-    assert (job.state, job.attempts) == ("answered", 2) and job.ranking_id is not None
+    assert sorted(answers(fake_slack)) == stamps
+    done = jobs(env)
+    assert [(j.state, j.attempts) for j in done] == [("answered", 2), ("answered", 1), ("answered", 1)]
+    assert all(j.ranking_id is not None for j in done)
     assert "Traceback" not in output
 
 
