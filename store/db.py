@@ -67,7 +67,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for ``url``, set up the way ragbot needs it.
 
     SQLite: the file's folder is created, and foreign keys are enforced on every connection.
-    Servers: ``pool_pre_ping`` (connections dropped by the server are replaced) and a connect timeout.
+    Servers: ``pool_pre_ping`` (connections dropped by the server are replaced), a connect timeout, and a pool
+    large enough for bursts of Slack events.
     Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
     """
     sa_url = make_url(url)
@@ -80,6 +81,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         return engine
 
     kwargs.setdefault("pool_pre_ping", True)
+    # Slack's listener threads (a claim per event), the answer workers and their lease heartbeat share the pool:
+    # SQLAlchemy's default of 5 + 10 makes acks wait for a connection under bursts (bench/slack_load.py).
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 40)
     if sa_url.get_backend_name() == "postgresql" and "connect_timeout" not in sa_url.query:
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
