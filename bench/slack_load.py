@@ -37,6 +37,10 @@ if str(REPO) not in sys.path:
 SIGNING_SECRET = "bench-signing-secret"
 
 
+class _DeepBacklogServer(ThreadingHTTPServer):
+    request_queue_size = 256  # bursts of replies: no connection resets from a short listen backlog
+
+
 class SlackStandIn:
     """Slack's Web API as far as the bot uses it: auth.test, chat.postMessage, chat.postEphemeral, reactions."""
 
@@ -70,8 +74,7 @@ class SlackStandIn:
             def log_message(self, *args: object) -> None:
                 pass
 
-        ThreadingHTTPServer.request_queue_size = 256  # bursts of replies: no resets from a short listen backlog
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _DeepBacklogServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
