@@ -48,6 +48,16 @@ def send(port: int, text: str, ts: str, event_id: str) -> None:
     assert httpx.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers).status_code == 200
 
 
+def ask_three_and_wait_for_the_first_to_run(process: subprocess.Popen, port: int, base: str) -> list[str]:
+    """Three mentions to a one-worker bot; returns their timestamps once the first is waiting for the LLM."""
+    stamps = [f"{base}.00000{i}" for i in range(3)]
+    wait_for_health(process, port)
+    for i, ts in enumerate(stamps):
+        send(port, f"Question {i}: how do I set up SCIM provisioning?", ts, f"Ev{base}-{i}")
+    wait_until(lambda: len(FakeOpenAI.requests) == 1)
+    return stamps
+
+
 def wait_until(condition, timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     while not condition():
@@ -73,12 +83,8 @@ def test_sigterm_finishes_the_running_answer_and_a_restart_answers_the_queued_on
     FakeOpenAI.delay = 3.0  # a slow LLM: the first answer is running when SIGTERM comes
     port = free_port()
     first = start_serve(port, fake_slack, llm_server, SHUTDOWN_GRACE_S="20")
-    stamps = [f"1700000300.00000{i}" for i in range(3)]
     try:
-        wait_for_health(first, port)
-        for i, ts in enumerate(stamps):
-            send(port, f"Question {i}: how do I set up SCIM provisioning?", ts, f"EvTerm{i}")
-        wait_until(lambda: len(FakeOpenAI.requests) == 1)
+        stamps = ask_three_and_wait_for_the_first_to_run(first, port, "1700000300")
         first.send_signal(signal.SIGTERM)
         output, _ = first.communicate(timeout=60)
     finally:
@@ -111,12 +117,8 @@ def test_a_killed_process_loses_nothing_the_next_one_answers_after_the_lease(env
     FakeOpenAI.delay = 30.0
     port = free_port()
     first = start_serve(port, fake_slack, llm_server, ANSWER_LEASE_S="3")
-    stamps = [f"1700000400.00000{i}" for i in range(3)]
     try:
-        wait_for_health(first, port)
-        for i, ts in enumerate(stamps):
-            send(port, f"Question {i}: how do I set up SCIM provisioning?", ts, f"EvKill{i}")
-        wait_until(lambda: len(FakeOpenAI.requests) == 1)
+        stamps = ask_three_and_wait_for_the_first_to_run(first, port, "1700000400")
         first.kill()  # SIGKILL mid-answer: no shutdown code runs
         first.communicate(timeout=30)
     finally:
