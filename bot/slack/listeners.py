@@ -17,7 +17,7 @@ import store
 from bot.answering import AnswerError, AnswerService, QuestionError
 from bot.slack import blocks
 from bot.slack.metrics import BotMetrics
-from bot.slack.worker import AnswerWorkers
+from bot.slack.worker import AnswerWorkers, Outcome
 
 log = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
@@ -33,6 +33,13 @@ def _where(channel: str | None, ts: str | None, exc: BaseException | None = None
     """Log record fields (`LOG_FORMAT=json` prints them): the Slack message and its ranking, when known."""
     ranking_id = exc.ranking_id if isinstance(exc, AnswerError) else None
     return {"slack_channel": channel, "slack_ts": ts, "ranking_id": ranking_id}
+
+
+def _told(exc: BaseException, reference: str) -> Outcome:
+    """A failure the asker was told about, with the reference they got."""
+    ranking_id = exc.ranking_id if isinstance(exc, AnswerError) else None
+    cause = exc.__cause__ or exc
+    return Outcome(False, ranking_id, f"{reference}: {type(cause).__name__}: {cause}")
 
 
 def reference_for(exc: BaseException) -> str:
@@ -129,9 +136,9 @@ class SlackListeners:
                 text=f"I'm busy answering other questions; yours is queued (number {position} in line).",
             )
 
-    def answer_job(self, job: store.AnswerJob) -> int | None:
-        """Answer a durable job where its question was asked; returns the ranking id (None when the question
-        itself was unusable). Failures are told to the asker with their reference, never silently."""
+    def answer_job(self, job: store.AnswerJob) -> Outcome:
+        """Answer a durable job where its question was asked. Failures are told to the asker with their
+        reference, never silently."""
         if job.kind == "command":
             return self._answer_command(job)
         return self._answer_in_thread(job)
@@ -146,7 +153,7 @@ class SlackListeners:
         self._post_quietly(self.client, channel=job.channel, thread_ts=job.thread_ts, text=text)
         self._react(self.client, job.channel, job.ts, "reactions_remove")
 
-    def _answer_in_thread(self, job: store.AnswerJob) -> int | None:
+    def _answer_in_thread(self, job: store.AnswerJob) -> Outcome:
         client, channel, ts, thread_ts = self.client, job.channel, job.ts, job.thread_ts
         try:
             context = self._thread_question(client, channel, thread_ts) if thread_ts != ts else None
@@ -160,11 +167,11 @@ class SlackListeners:
                 blocks=blocks.answer_blocks(view),
                 unfurl_links=False,
             )
-            return result.ranking_id
+            return Outcome(True, result.ranking_id)
         except QuestionError as exc:
             self.metrics.answers.labels(outcome="unusable").inc()
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=str(exc))
-            return None
+            return Outcome(False, error=str(exc))
         except Exception as exc:
             self.metrics.failed(exc)
             reference = reference_for(exc)
@@ -172,7 +179,7 @@ class SlackListeners:
                 "Answering %s/%s failed (reference %s)", channel, ts, reference, extra=_where(channel, ts, exc)
             )
             self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
-            return exc.ranking_id if isinstance(exc, AnswerError) else None
+            return _told(exc, reference)
         finally:
             self._react(client, channel, ts, "reactions_remove")
 
@@ -219,7 +226,7 @@ class SlackListeners:
             searching += f"\nI'm busy answering other questions; yours is queued (number {position} in line)."
         ack(response_type="ephemeral", text=searching)
 
-    def _answer_command(self, job: store.AnswerJob) -> int | None:
+    def _answer_command(self, job: store.AnswerJob) -> Outcome:
         respond = Respond(response_url=job.response_url)
         try:
             result = self.answers.ask(job.question, channel=job.channel, user=job.user)
@@ -231,17 +238,17 @@ class SlackListeners:
                 text=blocks.answer_text(view),
                 blocks=blocks.answer_blocks(view, actions="share"),
             )
-            return result.ranking_id
+            return Outcome(True, result.ranking_id)
         except QuestionError as exc:
             self.metrics.answers.labels(outcome="unusable").inc()
             respond(response_type="ephemeral", text=str(exc))
-            return None
+            return Outcome(False, error=str(exc))
         except Exception as exc:
             self.metrics.failed(exc)
             reference = reference_for(exc)
             log.exception("Answering /command failed (reference %s)", reference)
             respond(response_type="ephemeral", text=blocks.error_text(reference))
-            return exc.ranking_id if isinstance(exc, AnswerError) else None
+            return _told(exc, reference)
 
     def on_share(self, body: dict[str, Any], ack: Ack, client: WebClient, respond: Respond) -> None:
         ack()

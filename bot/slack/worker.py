@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,15 +24,24 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended for its asker: answered, or told it failed (`error` says why)."""
+
+    answered: bool
+    ranking_id: int | None = None
+    error: str | None = None
+
+
 def worker_identity() -> str:
     """Who holds a lease: host, process and a random part (a restarted process is someone else)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class AnswerWorkers:
-    """`workers` threads answering jobs through `handle(job)`, which returns the ranking id of the answer (or
-    raises: the job is then marked failed with the error; telling the user is `handle`'s part). A job taken
-    for the `MAX_ATTEMPTS`-th time goes to `give_up(job)` instead, which tells the user it failed.
+    """`workers` threads answering jobs through `handle(job)`, which answers or tells the asker it failed and
+    returns the `Outcome` (if it raises, the job is marked failed with the error). A job taken more than
+    `MAX_ATTEMPTS` times goes to `give_up(job)` instead, which tells the asker it failed.
 
     Leases last `lease_s` and are renewed every third of that while a job runs, so only a process that stopped
     loses its jobs. `wake()` starts an idle worker at once (a new question); otherwise they look every
@@ -40,7 +50,7 @@ class AnswerWorkers:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        handle: Callable[[store.AnswerJob], int | None],
+        handle: Callable[[store.AnswerJob], Outcome],
         give_up: Callable[[store.AnswerJob], None],
         workers: int = 4,
         *,
@@ -139,12 +149,13 @@ class AnswerWorkers:
             self._quietly(self.give_up, job)
             return
         try:
-            ranking_id = self.handle(job)
+            outcome = self.handle(job)
         except Exception as exc:
             log.exception("Job %s failed", job.id)
             self._finish(job, "failed", error=f"{type(exc).__name__}: {exc}")
             return
-        self._finish(job, "answered", ranking_id=ranking_id)
+        state = "answered" if outcome.answered else "failed"
+        self._finish(job, state, ranking_id=outcome.ranking_id, error=outcome.error)
 
     def _finish(self, job: store.AnswerJob, state: str, **fields: object) -> None:
         """Mark the job done. While the database is away, keep trying (the job stays this worker's, its lease

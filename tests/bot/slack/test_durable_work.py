@@ -246,3 +246,32 @@ def test_two_processes_on_one_postgresql_the_survivor_finishes_the_killed_ones_w
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.communicate(timeout=60)
+
+
+def test_a_qdrant_server_that_is_down_gets_the_never_silent_message_and_readyz_says_so(
+    env, monkeypatch, fake_slack, embedder
+) -> None:
+    """QDRANT_URL points at a port where nothing listens: the question is answered with the reference of its
+    logged failure, the job ends failed-but-told, and /readyz names the index."""
+    from tests.bot.slack.conftest import RunningServer, start_service
+
+    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("QDRANT_TIMEOUT", "2")
+    parts, service = start_service(monkeypatch, fake_slack, embedder)
+    server = RunningServer(service)
+    try:
+        server.event(mention("What is SCIM?", ts="1700000700.000001"))
+        [reply] = fake_slack.wait_for("chat.postMessage")
+        with parts.sessions() as session:
+            [ranking] = session.scalars(select(store.RankingLog)).all()
+            assert ranking.status == "error"
+        assert "Sorry, something went wrong" in reply.args["text"] and f"R-{ranking.id}" in reply.args["text"]
+        fake_slack.wait_for("reactions.remove")
+        ready = server.http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["index"].startswith("unreachable")
+        wait_until(lambda: [j.state for j in jobs(env)] == ["failed"])  # and the asker was told
+        [job] = jobs(env)
+        assert job.ranking_id == ranking.id and job.error.startswith(f"R-{ranking.id}: ")
+    finally:
+        server.stop()
+        parts.close()
