@@ -8,7 +8,8 @@
   `<Instruct>`); blank or absent means the model card's default. `model` is accepted and not checked (one
   model per server; the response names it). `usage.total_tokens` counts the templated sequences the engine
   scored (prefix + truncated body + suffix per document).
-- `GET /healthz`: 503 until the model is loaded and warmed up, then 200.
+- `GET /healthz`: 200 while the process runs (`"ready"` says whether the model is).
+- `GET /readyz`: 503 until the model is loaded and warmed up (and why, when it failed to load), then 200.
 - `GET /metrics`: Prometheus text format (requests by status, pairs, tokens, batch sizes, queue wait, latency).
 
 Errors are `{"error": {"message", "type"}}`: 400 for bad requests, 413 for an oversized body, 503 with
@@ -119,8 +120,13 @@ def create_rerank_app(
         kind = {404: "not_found_error", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, str(exc.detail), kind)
 
+    @api.get("/healthz")
+    def healthz() -> JSONResponse:
+        """200 while the process runs (liveness); whether the model is ready is `/readyz`'s."""
+        service.start_loading()  # in case the server runs without lifespan events
+        return JSONResponse({"status": "ok", "model": model_name, "ready": service.ready.is_set()})
+
     @api.get("/readyz")
-    @api.get("/healthz")  # the same, for health checks written before /readyz
     def readyz() -> JSONResponse:
         """200 once the model is loaded and warmed up; 503 (and why) until then or when it failed to load."""
         service.start_loading()  # in case the server runs without lifespan events

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 
 class AnswerError(Exception):
-    """A question could not be answered. `ranking_id` is the logged error row (None when nothing was logged)."""
+    """A question could not be answered. `ranking_id` is the logged error row (None when nothing was logged);
+    `stage` the step it failed in (retrieve, rerank, answer, record), when it got that far."""
 
-    def __init__(self, message: str, *, ranking_id: int | None = None) -> None:
+    def __init__(self, message: str, *, ranking_id: int | None = None, stage: str | None = None) -> None:
         super().__init__(message)
         self.ranking_id = ranking_id
+        self.stage = stage
 
 
 class QuestionError(AnswerError, ValueError):
@@ -31,5 +33,5 @@ class CompareError(AnswerError, RuntimeError):
 class AnswerFailed(AnswerError, RuntimeError):
     """An unexpected failure while answering (the index, the database, a bug); `__cause__` is the original."""
 
-    def __init__(self, cause: BaseException, *, ranking_id: int | None) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}", ranking_id=ranking_id)
+    def __init__(self, cause: BaseException, *, ranking_id: int | None, stage: str | None = None) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}", ranking_id=ranking_id, stage=stage)

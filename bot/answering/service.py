@@ -109,16 +109,19 @@ class AnswerService:
         started = time.perf_counter()
         preset = self.preset(channel, preset_name)
         timings: dict[str, float] = {}
+        stage = "retrieve"
         try:
             retrieved = self.retriever.search(
                 question, preset.collection, preset.candidates_k, mode=preset.retrieval_mode, explain=False
             )
             timings.update(retrieved.timings_ms)
             explaining = self._background.submit(retrieved.explain)
+            stage = "rerank"
             ranked, rerank_status, reranker_name, timings["rerank"] = self._rerank(
                 question, retrieved.candidates, preset, required
             )
             _wait_for_explanation(explaining)
+            stage = "answer"
             t0 = time.perf_counter()
             result = self._answer(question, ranked, preset, rerank_status, reranker_name)
             result.retrieval_mode, result.retrieval_note = retrieved.mode, retrieved.note
@@ -126,14 +129,18 @@ class AnswerService:
         except AnswerError as exc:
             timings["total"] = (time.perf_counter() - started) * 1000
             exc.ranking_id = self.recorder.failed(question, channel, user, preset, exc, timings)
+            exc.stage = stage
             raise
         except Exception as exc:
             timings["total"] = (time.perf_counter() - started) * 1000
             ranking_id = self.recorder.failed(question, channel, user, preset, exc, timings)
-            raise AnswerFailed(exc, ranking_id=ranking_id) from exc
+            raise AnswerFailed(exc, ranking_id=ranking_id, stage=stage) from exc
         timings["total"] = (time.perf_counter() - started) * 1000
         result.timings_ms = {k: timings.get(k, 0.0) for k in STAGES}
-        result.ranking_id = self.recorder.answered(result, channel, user)
+        try:
+            result.ranking_id = self.recorder.answered(result, channel, user)
+        except Exception as exc:  # not the database being away (that is kept on disk): a bad record
+            raise AnswerFailed(exc, ranking_id=None, stage="record") from exc
         return result
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.answering import AskResult
+from bot.answering import AnswerError, AskResult
 
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -31,7 +31,10 @@ class BotMetrics:
             registry=r,
         )
         self.errors = Counter(
-            "ragbot_answer_errors", "Failed questions by the error behind them.", ["error"], registry=r
+            "ragbot_answer_errors",
+            "Failed questions by the stage they failed in (retrieve, rerank, answer, record, unknown) and the error.",
+            ["stage", "error"],
+            registry=r,
         )
         self.stage_seconds = Histogram(
             "ragbot_stage_seconds",
@@ -56,8 +59,9 @@ class BotMetrics:
 
     def failed(self, exc: BaseException) -> None:
         cause = exc.__cause__ or exc
+        stage = (exc.stage if isinstance(exc, AnswerError) else None) or "unknown"
         self.answers.labels(outcome="error").inc()
-        self.errors.labels(error=type(cause).__name__).inc()
+        self.errors.labels(stage=stage, error=type(cause).__name__).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,6 +1,6 @@
 """`ragbot rerank-server` over real HTTP (uvicorn on a free port) with the tiny random-weight checkpoint.
 
-The /v1/rerank contract (fields, order, top_n, return_documents, usage, model), every 4xx case, /healthz
+The /v1/rerank contract (fields, order, top_n, return_documents, usage, model), every 4xx case, /healthz, /readyz
 503-then-200, /metrics, the queue-full 503, that server scores equal the in-process engine's `score()` whether
 or not the batcher combined requests, and that one huge request never makes a forward pass larger than the
 engine's token budget."""
@@ -251,7 +251,7 @@ def _samples(text: str) -> dict[str, float]:
 # -- readiness -----------------------------------------------------------------------------------------------
 
 
-def test_healthz_is_503_until_the_model_is_loaded(make_reranker: Callable[..., Any]) -> None:
+def test_readyz_is_503_until_the_model_is_loaded_and_healthz_200_throughout(make_reranker: Callable[..., Any]) -> None:
     release = threading.Event()
 
     def slow_factory() -> DynamicBatcher:
@@ -260,27 +260,28 @@ def test_healthz_is_503_until_the_model_is_loaded(make_reranker: Callable[..., A
 
     running = RunningRerankServer(create_rerank_app(slow_factory, MODEL_NAME), wait_ready=False)
     try:
-        resp = running.http.get("/healthz")
+        resp = running.http.get("/readyz")
         assert resp.status_code == 503
         assert resp.json()["status"] == "loading"
         assert "Retry-After" in resp.headers
-        assert running.http.get("/readyz").status_code == 503
+        alive = running.http.get("/healthz")
+        assert alive.status_code == 200 and alive.json() == {"status": "ok", "model": MODEL_NAME, "ready": False}
         resp = running.rerank(query=QUERY, documents=DOCS)
         assert resp.status_code == 503
         assert resp.json()["error"]["type"] == "model_loading"
         assert "Retry-After" in resp.headers
         release.set()
         assert running.service.wait_ready(30)
-        resp = running.http.get("/healthz")
+        resp = running.http.get("/readyz")
         assert resp.status_code == 200 and resp.json() == {"status": "ok", "model": MODEL_NAME}
-        assert running.http.get("/readyz").json() == {"status": "ok", "model": MODEL_NAME}
+        assert running.http.get("/healthz").json() == {"status": "ok", "model": MODEL_NAME, "ready": True}
         assert running.rerank(query=QUERY, documents=DOCS).status_code == 200
     finally:
         release.set()
         running.stop()
 
 
-def test_a_model_that_fails_to_load_keeps_healthz_503_with_the_reason(tmp_path: Any) -> None:
+def test_a_model_that_fails_to_load_keeps_readyz_503_with_the_reason(tmp_path: Any) -> None:
     from rerank import RerankerLoadError
 
     def broken() -> DynamicBatcher:
@@ -289,7 +290,7 @@ def test_a_model_that_fails_to_load_keeps_healthz_503_with_the_reason(tmp_path: 
     running = RunningRerankServer(create_rerank_app(broken, MODEL_NAME), wait_ready=False)
     try:
         assert not running.service.wait_ready(10)
-        resp = running.http.get("/healthz")
+        resp = running.http.get("/readyz")
         assert resp.status_code == 503 and "no such folder" in resp.json()["error"]
         resp = running.rerank(query=QUERY, documents=DOCS)
         assert resp.status_code == 503 and "no such folder" in resp.json()["error"]["message"]

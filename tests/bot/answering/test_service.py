@@ -135,6 +135,7 @@ def test_an_unloadable_reranker_answers_in_retrieval_order_unless_required(sessi
         answers.rank("SSO?", CANDIDATES, "x")
     with pytest.raises(RerankRequiredError) as raised:
         answers.ask("SSO?", require_rerank=True)
+    assert raised.value.stage == "rerank"
     with sessions() as session:
         failed = session.get(store.RankingLog, raised.value.ranking_id)
         assert failed.status == "error" and failed.error.startswith("RerankRequiredError: Reranking is required")
@@ -144,7 +145,7 @@ def test_an_unexpected_failure_is_logged_and_raised_from_its_cause(sessions) -> 
     answers = service(sessions, FakeRetriever([], fail=ConnectionError("Qdrant went away")), FakeReranker(SCORES))
     with pytest.raises(AnswerFailed) as raised:
         answers.ask("SSO?", channel="C9")
-    assert isinstance(raised.value.__cause__, ConnectionError)
+    assert isinstance(raised.value.__cause__, ConnectionError) and raised.value.stage == "retrieve"
     with sessions() as session:
         failed = session.get(store.RankingLog, raised.value.ranking_id)
         assert (failed.status, failed.channel, failed.error) == ("error", "C9", "ConnectionError: Qdrant went away")

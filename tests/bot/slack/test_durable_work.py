@@ -269,6 +269,9 @@ def test_a_qdrant_server_that_is_down_gets_the_never_silent_message_and_readyz_s
         fake_slack.wait_for("reactions.remove")
         ready = server.http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["index"].startswith("unreachable")
+        metrics = server.http.get("/metrics").text
+        assert 'ragbot_answers_total{outcome="error"} 1.0' in metrics
+        assert 'ragbot_answer_errors_total{error="' in metrics and 'stage="retrieve"} 1.0' in metrics
         wait_until(lambda: [j.state for j in jobs(env)] == ["failed"])  # and the asker was told
         [job] = jobs(env)
         assert job.ranking_id == ranking.id and job.error.startswith(f"R-{ranking.id}: ")
