@@ -248,11 +248,6 @@ class SlackEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
-# A question's life as durable work (store.jobs): waiting, held by a process under a lease, done either way.
-JOB_STATES = ("queued", "answering", "answered", "failed")
-JOB_KINDS = ("mention", "command")
-
-
 class AnswerJob(Base):
     """An acknowledged question, kept until it is answered or its asker has been told it failed. A process
     works on it under a lease (`lease_owner` until `lease_until`); a crashed process's lease runs out and any
