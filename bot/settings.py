@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     rerank_queue_size: int = Field(256, ge=1, description="Requests waiting before the server answers 503.")
     rerank_batch_wait_ms: float = Field(5.0, ge=0, description="How long a request waits for others to batch with.")
     rerank_max_documents: int = Field(1000, ge=1, description="Most documents one request may send.")
+    rerank_max_document_chars: int = Field(
+        50_000,
+        ge=100,
+        description="Longest document (characters) a /v1/rerank request may send; checked before tokenizing.",
+    )
+    rerank_max_request_chars: int = Field(
+        2_000_000, ge=1000, description="Most characters (query, instruction and documents) in one /v1/rerank request."
+    )
+    rerank_server_api_key: str | None = Field(
+        None, description="Bearer token `rerank-server` requires on /v1/rerank; required when RAGBOT_ENV=production."
+    )
 
     # --- answering -------------------------------------------------------------------------------
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = extractive.")
@@ -70,6 +81,9 @@ class Settings(BaseSettings):
 
     # --- storage ---------------------------------------------------------------------------------
     database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL (SQLite by default, or PostgreSQL).")
+    ranking_retention_days: int | None = Field(
+        None, ge=1, description="Delete rankings, questions and feedback older than this many days; unset keeps them."
+    )
     ranking_spool_dir: str = Field(
         "./data/spool", description="Where rankings wait while the database is away; written when it is back."
     )
@@ -91,6 +105,12 @@ class Settings(BaseSettings):
     # --- operations -------------------------------------------------------------------------------
     log_format: Literal["text", "json"] = Field(
         "text", description="json: one JSON object a line, with the Slack channel/ts and ranking id where known."
+    )
+
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated IPs or CIDRs, * for any); "
+        "empty trusts none, so a client's own address is what the sign-in throttle counts.",
     )
 
     # --- admin app -------------------------------------------------------------------------------

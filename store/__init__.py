@@ -7,12 +7,15 @@ from store.db import DatabaseError, make_engine, mask_url, session_factory, upgr
 from store.jobs import enqueue_job, finish_job, open_jobs, release_jobs, renew_leases, take_job
 from store.models import (
     USER_ROLES,
+    AdminSession,
     AnswerJob,
+    AuditEntry,
     Base,
     CandidateLabel,
     ChannelBinding,
     Feedback,
     LoggedCandidate,
+    LoginThrottle,
     Preset,
     PresetVersion,
     RankingLog,
@@ -33,13 +36,16 @@ from store.queries import (
 
 __all__ = [
     "USER_ROLES",
+    "AdminSession",
     "AnswerJob",
+    "AuditEntry",
     "Base",
     "CandidateLabel",
     "ChannelBinding",
     "DatabaseError",
     "Feedback",
     "LoggedCandidate",
+    "LoginThrottle",
     "Preset",
     "PresetVersion",
     "RankingLog",

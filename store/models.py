@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -284,7 +285,8 @@ USER_ROLES = ("admin", "team_admin", "reviewer")
 
 
 class User(Base):
-    """Someone who signs in to the admin app. `team` scopes a team admin's presets."""
+    """Someone who signs in to the admin app. `team` scopes a team admin's presets. A user who is not `active`
+    cannot sign in, and their open sessions are refused."""
 
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("role IN ('admin', 'team_admin', 'reviewer')", name="role"),)
@@ -294,7 +296,47 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String)
     role: Mapped[str] = mapped_column(String)
     team: Mapped[str | None] = mapped_column(String)
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class AdminSession(Base):
+    """A signed-in admin-app session, kept server-side so that signing out, deactivation and a password change
+    end it at once. `id` is the SHA-256 of the token the cookie carries (a copy of the table signs no one in)."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginThrottle(Base):
+    """Sign-in attempts counted per key (a name, an address, or both), shared by every admin process. `key` is a
+    SHA-256 digest, so a row has a fixed size whatever was typed; rows untouched for the throttle's window are
+    pruned. `attempts` counts tries since the key was last clear; no try is checked before `next_attempt_at`."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), index=True)
+
+
+class AuditEntry(Base):
+    """Who changed what in the admin app (presets, bindings, labels, users), when, and from what to what."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), index=True)
+    actor: Mapped[str] = mapped_column(String)
+    action: Mapped[str] = mapped_column(String)  # e.g. "preset.update", "binding.create", "user.create"
+    target: Mapped[str] = mapped_column(String)  # what was changed, by name ("preset sales", "channel C012")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class PresetVersion(Base):

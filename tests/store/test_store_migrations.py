@@ -46,8 +46,11 @@ TABLES = {
     "users",
     "preset_versions",
     "candidate_labels",
+    "admin_sessions",
+    "login_throttle",
+    "audit_log",
 }
-HEAD = "0005"
+HEAD = "0006"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -240,7 +243,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
