@@ -17,7 +17,8 @@ through a sigmoid, all of them, so the order is kept; scores already in [0, 1] a
 
 Failures: each attempt has `timeout` seconds; connection errors and 5xx answers (503 included) are retried
 ONCE, after the server's `Retry-After` (at most `max_retry_after` seconds) or a short pause. Whatever still
-fails raises `RerankerUnavailableError`, one line that names the URL.
+fails raises `RerankerUnavailableError`, one line that names the URL with its credentials masked
+(`user:***@`, `?api_key=***`): the message reaches Slack answers, the ranking log and the admin pages.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Literal
 
 import httpx
 
+from redact import mask_secrets
 from rerank.base import DEFAULT_INSTRUCTION
 
 __all__ = ["HttpReranker", "RerankerUnavailableError"]
@@ -49,7 +51,7 @@ def _endpoint(url: str) -> str:
     """A base URL gets `/v1/rerank`; a URL that already ends in `.../rerank` is used as is."""
     url = url.strip()
     if not url.startswith(("http://", "https://")):
-        raise ValueError(f"the reranker URL must start with http:// or https://, not {url!r}")
+        raise ValueError(f"the reranker URL must start with http:// or https://, not {mask_secrets(url)!r}")
     base = url.rstrip("/")
     return base if base.endswith("/rerank") else base + "/v1/rerank"
 
@@ -98,12 +100,13 @@ class HttpReranker:
         if instruction_mode not in ("auto", "query"):
             raise ValueError(f"instruction_mode must be 'auto' or 'query', not {instruction_mode!r}")
         self.url = _endpoint(url)
+        self.shown_url = mask_secrets(self.url)  # what names, errors and logs show
         self.model = model
         self.timeout = float(timeout)
         self.instruction_mode = instruction_mode
         self.max_retry_after = float(max_retry_after)
         self.retry_pause = float(retry_pause)
-        self.name = model or self.url
+        self.name = model or self.shown_url
         self.server_model: str | None = None  # the "model" the server last answered with
         headers = {"Accept": "application/json"}
         if api_key:
@@ -113,7 +116,7 @@ class HttpReranker:
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"HttpReranker(url={self.url!r}, model={self.model!r}, instruction_mode={self.instruction_mode!r})"
+        return f"HttpReranker(url={self.shown_url!r}, model={self.model!r}, instruction_mode={self.instruction_mode!r})"
 
     # -- the protocol ------------------------------------------------------------------------------------
 
@@ -149,7 +152,7 @@ class HttpReranker:
                 self._client = None
 
     def _fail(self, reason: str) -> RerankerUnavailableError:
-        return RerankerUnavailableError(f"Reranker at {self.url} is unavailable: {reason}")
+        return RerankerUnavailableError(mask_secrets(f"Reranker at {self.url} is unavailable: {reason}"))
 
     def _post(self, body: dict[str, Any]) -> Any:
         client = self._http()

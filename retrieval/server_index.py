@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
 
+from redact import mask_secrets
 from retrieval.errors import IndexUnavailableError, first_line
 from retrieval.index import (
     DENSE_VECTOR,
@@ -39,8 +40,14 @@ class QdrantServerIndex(Index):
         if url == ":memory:":
             return cls(QdrantClient(":memory:"), "in-memory Qdrant (qdrant-client local mode)")
         # The version check is one more request that only warns; errors surface on the first real call.
-        client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout)), check_compatibility=False)
-        return cls(client, f"Qdrant server at {url}")
+        try:
+            client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout)), check_compatibility=False)
+        except Exception as exc:  # a malformed URL: say so without echoing its credentials
+            raise IndexUnavailableError(
+                f"QDRANT_URL {mask_secrets(url)!r} is not a Qdrant server URL ({mask_secrets(first_line(exc))}); "
+                "it looks like http://qdrant:6333 or https://host:6333."
+            ) from exc
+        return cls(client, f"Qdrant server at {mask_secrets(url)}")
 
     def _call(self, action: Callable[[], T]) -> T:
         """Turn transport failures into one clear error naming the server."""
@@ -50,8 +57,8 @@ class QdrantServerIndex(Index):
             raise
         except Exception as exc:
             raise IndexUnavailableError(
-                f"Cannot reach the {self.location}: {first_line(exc)}. Is it running (docker compose up -d qdrant)? "
-                "Check QDRANT_URL and QDRANT_API_KEY, or unset QDRANT_URL to use the embedded store."
+                f"Cannot reach the {self.location}: {mask_secrets(first_line(exc))}. Is it running (docker compose "
+                "up -d qdrant)? Check QDRANT_URL and QDRANT_API_KEY, or unset QDRANT_URL to use the embedded store."
             ) from exc
 
     def collection_info(self, collection: str) -> CollectionInfo | None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
+from redact import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ class DatabaseError(RuntimeError):
 
 
 def mask_url(url: str | URL) -> str:
-    """The URL as text with any password replaced by ``***``."""
+    """A database URL as text with its password replaced by ``***`` (SQLAlchemy's own parsing, for passwords
+    URL parsers read differently), and then any other credential :func:`redact.mask_secrets` finds in it (a
+    ``?password=`` in the query, which psycopg accepts)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return mask_secrets(make_url(url).render_as_string(hide_password=True))
     except Exception:  # not even parseable: don't echo it, it may hold a password
         return "<unparseable database URL>"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("admin", "bot", "evaluation", "migrations", "rerank", "retrieval", "store")
+PACKAGES = ("admin", "bot", "evaluation", "migrations", "redact", "rerank", "retrieval", "store")
 
 # (package whose modules are checked, imports they must never make, why)
 FORBIDDEN = [
@@ -28,6 +28,11 @@ FORBIDDEN = [
     ("retrieval", ("bot", "admin", "evaluation", "rerank", "store"), "search hands candidates on"),
     ("store", ("bot", "admin", "evaluation", "rerank", "retrieval"), "the data layer holds no logic"),
     ("migrations", ("bot", "admin", "evaluation", "rerank", "retrieval"), "the data layer holds no logic"),
+    (
+        "redact",
+        ("admin", "bot", "evaluation", "migrations", "rerank", "retrieval", "store"),
+        "masking sits below every layer, so each can use it",
+    ),
 ]
 # Only the composition root turns settings into objects.
 SETTINGS_READERS = ("bot.app", "bot.settings")

@@ -1,7 +1,10 @@
 """The answer service's typed errors. A failure after the question was logged carries the ranking id as a field,
-so the Slack reply and the admin page can quote it; an unexpected failure is raised `from` its cause."""
+so the Slack reply and the admin page can quote it; an unexpected failure is raised `from` its cause. Messages
+are masked (`redact.mask_secrets`) as they are made: they reach Slack, the ranking log and the admin pages."""
 
 from __future__ import annotations
+
+from redact import mask_secrets
 
 
 class AnswerError(Exception):
@@ -9,7 +12,7 @@ class AnswerError(Exception):
     `stage` the step it failed in (retrieve, rerank, answer, record), when it got that far."""
 
     def __init__(self, message: str, *, ranking_id: int | None = None, stage: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(mask_secrets(message))
         self.ranking_id = ranking_id
         self.stage = stage
 

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from bot.answering.results import RankedCandidate, RerankerStatus
+from redact import mask_secrets
 from rerank import Reranker, RerankerLoadError, rank_order
 from retrieval import Candidate
 
@@ -37,8 +38,8 @@ class RerankerSlot:
                     try:
                         self._reranker = self._loader()
                     except RerankerLoadError as exc:
-                        self.error = str(exc)
-                        log.warning("Reranking disabled: %s", exc)
+                        self.error = mask_secrets(str(exc))  # shown on /readyz and the admin pages
+                        log.warning("Reranking disabled: %s", self.error)
         return self._reranker
 
     def status(self) -> RerankerStatus:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import store
 from bot.answering.results import AnswerStatus, AskResult, PresetSnapshot, RankedCandidate, RerankStatus, leg_fields
+from redact import mask_secrets
 
 log = logging.getLogger(__name__)
 # What "the database is away" looks like from here: the driver's errors (connection refused, server gone) and
@@ -129,6 +130,10 @@ class RankingRecorder:
 
     # -- internals ---------------------------------------------------------------------------------
     def _record(self, **fields: Any) -> int | None:
+        # Errors and statuses quote configured URLs: whatever built them, no credential is kept in the log.
+        for name in ("error", "rerank_status", "reranker"):
+            if fields.get(name):
+                fields[name] = mask_secrets(fields[name])
         try:
             return self._write(fields)
         except DATABASE_AWAY:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from redact import mask_secrets
 from retrieval import Candidate
 
 
@@ -28,7 +29,8 @@ class RerankStatus(str):
 
     @classmethod
     def skipped(cls, reason: str) -> RerankStatus:
-        return cls(f"skipped: {reason}")
+        """The reason is often an error's text: masked, as it is shown in Slack and logged with the ranking."""
+        return cls(f"skipped: {mask_secrets(reason)}")
 
     @property
     def ok(self) -> bool:

@@ -26,6 +26,7 @@ from bot.answering.results import (
     RerankStatus,
 )
 from bot.answering.writers import Answer, AnswerWriter, ExtractiveAnswerer, Passage
+from redact import mask_secrets
 from rerank import Reranker
 from retrieval import Candidate, Retriever
 
@@ -210,9 +211,10 @@ class AnswerService:
         try:
             answer: Answer = self.answer_writer.write(question, passages)
         except Exception as exc:  # the LLM is down or slow: still answer, and say why
-            log.warning("Answer writer %s failed: %s", self.answer_writer.name, exc)
+            reason = mask_secrets(f"{type(exc).__name__}: {exc}")  # LLM_BASE_URL may carry a key
+            log.warning("Answer writer %s failed: %s", self.answer_writer.name, reason)
             answer = self._extractive.write(question, passages)
-            answer.note = f"The LLM could not answer ({type(exc).__name__}: {exc}); this is an extractive answer."
+            answer.note = f"The LLM could not answer ({reason}); this is an extractive answer."
         if not answer.cited:  # an answer without citations is not grounded: cite what it was written from
             answer.cited = [p.n for p in passages]
         for n, rc in enumerate(chosen, start=1):

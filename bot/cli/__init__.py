@@ -15,6 +15,7 @@ from bot.cli import admin, ask, db, demo, ingest, rerank_server, serve
 from bot.cli.console import err
 from bot.cli.errors import describe, is_user_error, unwrap
 from bot.cli.eval import eval_command
+from redact import mask_secrets
 
 app = typer.Typer(
     help="ragbot: answers product questions from your documents, reranked by Qwen3-Reranker, with sources.",
@@ -71,7 +72,7 @@ def main() -> None:
             err.print(f"[red]Error:[/] {escape(describe(exc))}")
             sys.exit(1)
         err.print(
-            f"[red]Unexpected error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+            f"[red]Unexpected error:[/] {escape(type(exc).__name__)}: {escape(mask_secrets(str(exc)))}\n"
             "Run again with RAGBOT_DEBUG=1 to see the traceback, and please report it."
         )
         sys.exit(2)

@@ -1,6 +1,9 @@
-"""Which exceptions are the user's to fix (one clear line, exit 1) and how each is worded."""
+"""Which exceptions are the user's to fix (one clear line, exit 1) and how each is worded: never with a
+credential from a configured URL (`redact.mask_secrets`), since terminals and CI logs are shared."""
 
 from __future__ import annotations
+
+from redact import mask_secrets
 
 
 def unwrap(exc: BaseException) -> BaseException:
@@ -42,11 +45,12 @@ def is_user_error(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
+    """One line for the terminal, credentials masked."""
     import pydantic
 
     if isinstance(exc, pydantic.ValidationError):  # from Settings(): name the environment variables
         problems = [
             f"{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
         ]
-        return "Invalid configuration: " + "; ".join(problems)
-    return str(exc)
+        return mask_secrets("Invalid configuration: " + "; ".join(problems))
+    return mask_secrets(str(exc))
