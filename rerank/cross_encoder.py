@@ -29,6 +29,7 @@ from typing import Any
 
 from rerank.base import RerankerLoadError
 from rerank.loading import check_local_folder, looks_like_hub_id, short_error
+from rerank.truncation import char_budget, longest_token_chars
 
 # A chat template that makes sentence-transformers' CrossEncoder score an original Qwen3-Reranker checkpoint
 # with the official recipe (the sentence-transformers packaging of the model ships an equivalent one): the
@@ -121,8 +122,9 @@ class CrossEncoderReranker:
 
     `model`: Hugging Face id or local folder. `device`: "auto" (CUDA when available, else CPU), "cpu", "cuda".
     `max_length`: token limit of one query + document pair (longer pairs are truncated; None: the model's
-    own limit). `batch_size`: pairs per forward pass. Raises `RerankerLoadError` (one short message naming the
-    model, the original error as `__cause__`) when the model cannot be loaded.
+    own limit); a long document is cut by characters before it is tokenized (`rerank.truncation`), so it costs
+    what `max_length` tokens cost. `batch_size`: pairs per forward pass. Raises `RerankerLoadError` (one short
+    message naming the model, the original error as `__cause__`) when the model cannot be loaded.
 
     `score(query, documents, instruction=None)`: probabilities in [0, 1], in input order. `instruction` is
     ignored by classic cross-encoders (see the module docstring); `supports_instruction` is True only for
@@ -141,6 +143,7 @@ class CrossEncoderReranker:
         self._lock = threading.Lock()
         self._model = self._load(model)
         self.num_labels = int(self._model.num_labels)
+        self._max_document_chars = self._document_char_budget()
         self.supports_instruction = self._is_chat_reranker()
         self._positive = 0
         if self.num_labels > 1:
@@ -188,6 +191,16 @@ class CrossEncoderReranker:
             )
         return encoder
 
+    def _document_char_budget(self) -> int | None:
+        """Characters of a document worth tokenizing: past `char_budget(max_length)` a pair is truncated
+        anyway, and the tokenizer would read the whole document first (None: no length limit or no vocabulary
+        to bound a token by, documents are passed whole)."""
+        limit = self.max_length or getattr(self._model, "max_length", None)
+        tokenizer = getattr(self._model, "tokenizer", None)
+        if not limit or tokenizer is None or not callable(getattr(tokenizer, "get_vocab", None)):
+            return None
+        return char_budget(int(limit), longest_token_chars(tokenizer))
+
     @staticmethod
     def _causal_lm_modules(encoder: Any) -> bool:
         return any(type(module).__name__ == "LogitScore" for module in encoder)
@@ -216,7 +229,8 @@ class CrossEncoderReranker:
         kwargs: dict[str, Any] = {}
         if self.supports_instruction and instruction and instruction.strip():
             kwargs["prompt"] = instruction
-        pairs = [(query, doc) for doc in docs]
+        cut = self._max_document_chars
+        pairs = [(query, doc if cut is None else doc[:cut]) for doc in docs]  # tokenizing costs max_length, not size
         with self._lock:  # predict toggles eval()/devices on the shared module; one call at a time
             raw = self._model.predict(
                 pairs,

@@ -1,36 +1,86 @@
 """The `/v1/rerank` wire format: pydantic models for the request, the response and the error body.
 
-Validation is declared on `RerankRequest`; the per-app limits (`max_documents`, `max_instruction_chars`,
-`max_query_chars`) come in through pydantic's validation context, so one model serves apps with different
-settings:
+Validation is declared on `RerankRequest`; the per-app limits (`RequestLimits`: documents per request,
+characters per query, instruction, document and request) come in through pydantic's validation context, so one
+model serves apps with different settings:
 
-    RerankRequest.model_validate(payload, context={"max_documents": 50})
+    RerankRequest.model_validate(payload, context=RequestLimits(max_documents=50).context())
 
 A limit missing from the context takes its default (`DEFAULT_LIMITS`). `describe_validation_error` turns a
 `ValidationError` into the one message a client sees, naming the field ("'documents[3]' must be a string (or
-{"text": string}), not a number").
+{"text": string}), not a number"); `is_request_too_large` tells the one error that is a 413, not a 400.
+
+The character limits are also where the body limit comes from (`RequestLimits.max_body_bytes`), so a body is
+refused while it streams in, before it is parsed, and the limits stay in one place.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 __all__ = [
     "DEFAULT_LIMITS",
     "ErrorBody",
     "ErrorDetail",
+    "RequestLimits",
     "RerankDocument",
     "RerankRequest",
     "RerankResponse",
     "RerankResult",
     "RerankUsage",
     "describe_validation_error",
+    "is_request_too_large",
 ]
 
-DEFAULT_LIMITS: dict[str, int] = {"max_documents": 1000, "max_instruction_chars": 2000, "max_query_chars": 4000}
+# JSON bytes one character may take: `\uXXXX` for any escaped character of the Basic Multilingual Plane (UTF-8
+# itself takes at most 4). A client that escapes characters beyond it (`\ud83d\ude00`, 12 bytes for one
+# character) can meet the body limit before the character limit.
+_JSON_BYTES_PER_CHAR = 6
+# Room for the JSON around the texts: per document (`{"text":""},`, whitespace) and per body (other fields).
+_JSON_BYTES_PER_DOCUMENT = 64
+_JSON_BYTES_PER_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one /v1/rerank request may send: documents, and characters per field and in all. `max_body_bytes`
+    is derived from them (the largest JSON body a request within the limits can take), so the body limit
+    never disagrees with the character limits."""
+
+    max_documents: int = 1000
+    max_query_chars: int = 4000
+    max_instruction_chars: int = 2000
+    max_document_chars: int = 50_000
+    max_request_chars: int = 2_000_000
+
+    @property
+    def max_body_bytes(self) -> int:
+        return (
+            _JSON_BYTES_PER_CHAR * self.max_request_chars
+            + _JSON_BYTES_PER_DOCUMENT * self.max_documents
+            + _JSON_BYTES_PER_BODY
+        )
+
+    def context(self) -> dict[str, int]:
+        """The validation context `RerankRequest.model_validate` reads its limits from."""
+        return asdict(self)
+
+
+DEFAULT_LIMITS: dict[str, int] = RequestLimits().context()
 
 
 def _json_type(value: Any) -> str:
@@ -57,7 +107,14 @@ def _document_text(value: Any) -> str:
     return value
 
 
-DocumentText = Annotated[str, BeforeValidator(_document_text)]
+def _document_within_limit(value: str, info: ValidationInfo) -> str:
+    limit = _limit(info, "max_document_chars")
+    if len(value) > limit:
+        raise _too_long(len(value), limit)
+    return value
+
+
+DocumentText = Annotated[str, BeforeValidator(_document_text), AfterValidator(_document_within_limit)]
 
 
 def _too_long(length: int, limit: int) -> PydanticCustomError:
@@ -110,6 +167,19 @@ class RerankRequest(BaseModel):
         if value is not None and len(value) > limit:
             raise _too_long(len(value), limit)
         return value
+
+    @model_validator(mode="after")
+    def _request_within_limit(self, info: ValidationInfo) -> RerankRequest:
+        # after the fields: each is within its own limit, so this adds up at most max_documents lengths
+        limit = _limit(info, "max_request_chars")
+        total = len(self.query) + len(self.instruction or "") + sum(len(d) for d in self.documents)
+        if total > limit:
+            raise PydanticCustomError(
+                "request_too_large",
+                "the query, instruction and documents together are {total} characters long; the limit is {limit}",
+                {"total": total, "limit": limit},
+            )
+        return self
 
 
 class RerankDocument(BaseModel):
@@ -165,7 +235,7 @@ _MESSAGES = {
 
 
 # Error types the validators above raise, already worded.
-_OWN_TYPES = {"blank", "document_type", "too_long_for_limit", "too_many"}
+_OWN_TYPES = {"blank", "document_type", "too_long_for_limit", "too_many", "request_too_large"}
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:
@@ -180,6 +250,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     error = exc.errors(include_url=False)[0]
     loc = tuple(error["loc"])
     kind = error["type"]
+    if kind == "request_too_large":
+        return str(error["msg"])
     if not loc:
         return "the request body must be a JSON object"
     if kind == "greater_than_equal":
@@ -191,3 +263,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     else:
         message = f"is invalid ({error['msg']})"
     return f"'{_field_name(loc)}' {message}"
+
+
+def is_request_too_large(exc: ValidationError) -> bool:
+    """Whether the error `describe_validation_error` describes is the request's total size (a 413)."""
+    return exc.errors(include_url=False)[0]["type"] == "request_too_large"

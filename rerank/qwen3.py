@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from rerank.base import DEFAULT_INSTRUCTION, RerankerLoadError
 from rerank.loading import check_local_folder, looks_like_hub_id, short_error
+from rerank.truncation import SLACK_TOKENS, char_budget, longest_token_chars
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +39,12 @@ SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 # Below this many shared tokens a separate prefix pass is not worth its overhead.
 _MIN_SHARED_PREFIX = 16
+
+# A long document is first cut to this many characters per token of room (prose takes about 4, CJK 1-2);
+# only documents that yield too few tokens are read further.
+_CHARS_PER_TOKEN_GUESS = 6
+# Characters per tokenizer call: bounds the tokenizer's transient memory for a request of many documents.
+_CHARS_PER_TOKENIZER_CALL = 1 << 18
 
 _CPU_WARNING = (
     "Qwen3Reranker is running on the CPU, which is slow (seconds per question for a few dozen passages). "
@@ -229,6 +236,7 @@ class Qwen3Reranker:
             raise _load_error(model, "its tokenizer has no pad, <|endoftext|> or eos token")
         self.pad_id = int(pad_id)
 
+        self._longest_token = longest_token_chars(tok)
         self.prefix_ids: list[int] = tok.encode(PREFIX, add_special_tokens=False)
         self.suffix_ids: list[int] = tok.encode(SUFFIX, add_special_tokens=False)
         if self.max_length <= len(self.prefix_ids) + len(self.suffix_ids):
@@ -316,16 +324,46 @@ class Qwen3Reranker:
     # -- scoring -----------------------------------------------------------------------------------------
 
     def tokenize(self, query: str, documents: Sequence[str], instruction: str | None = None) -> list[list[int]]:
-        """The exact token ids scored for each document: prefix + body (truncated) + suffix."""
+        """The exact token ids scored for each document: prefix + body (truncated) + suffix.
+
+        The body is truncated to the room the template leaves in `max_length`. A long document is cut by
+        characters before it is tokenized (a few characters per token of room first, more only where that
+        yields too few tokens, never more than `rerank.truncation.char_budget`), so what it costs follows
+        `max_length`, not its size; the tokens kept are the ones the whole document would give."""
         if isinstance(documents, str):
             raise TypeError("documents must be a sequence of strings, not a single string")
         inst = effective_instruction(instruction)
-        bodies = [format_body(inst, query, doc) for doc in documents]
-        if not bodies:
-            return []
-        encoded = self._tokenizer(bodies, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         room = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
-        return [self.prefix_ids + list(ids[:room]) + self.suffix_ids for ids in encoded]
+        wanted = room + SLACK_TOKENS  # tokens that prove a cut document kept its first `room`
+        budget = char_budget(room, self._longest_token)
+        bodies: list[list[int]] = [[] for _ in documents]
+        todo = list(range(len(documents)))
+        chars = min(wanted * _CHARS_PER_TOKEN_GUESS, budget)
+        while todo:
+            encoded = self._encode([format_body(inst, query, documents[i][:chars]) for i in todo])
+            short = []
+            for i, ids in zip(todo, encoded, strict=True):
+                if len(documents[i]) <= chars or len(ids) > wanted or chars >= budget:
+                    bodies[i] = list(ids[:room])
+                else:  # cut, and too few tokens to know the first `room` are final: read more
+                    short.append(i)
+            todo, chars = short, min(chars * 4, budget)
+        return [self.prefix_ids + body + self.suffix_ids for body in bodies]
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of `texts`, a bounded number of characters per tokenizer call (its transient memory is a
+        few hundred bytes per character)."""
+        out: list[list[int]] = []
+        start = 0
+        while start < len(texts):
+            end, size = start, 0
+            while end < len(texts) and (end == start or size + len(texts[end]) <= _CHARS_PER_TOKENIZER_CALL):
+                size += len(texts[end])
+                end += 1
+            batch = self._tokenizer(texts[start:end], add_special_tokens=False, return_attention_mask=False)
+            out.extend(batch["input_ids"])
+            start = end
+        return out
 
     def score(self, query: str, documents: Sequence[str], instruction: str | None = None) -> list[float]:
         """Relevance of each document to the query, in input order, each in [0, 1]."""

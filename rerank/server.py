@@ -12,8 +12,17 @@
 - `GET /readyz`: 503 until the model is loaded and warmed up (and why, when it failed to load), then 200.
 - `GET /metrics`: Prometheus text format (requests by status, pairs, tokens, batch sizes, queue wait, latency).
 
-Errors are `{"error": {"message", "type"}}`: 400 for bad requests, 413 for an oversized body, 503 with
-`Retry-After` while loading or when the batcher's bounded queue is full, 500 only when the engine itself fails.
+With an API key (`api_key`, RERANK_SERVER_API_KEY) `/v1/rerank`, `/rerank` and `/metrics` require
+`Authorization: Bearer <key>` (401 with `WWW-Authenticate: Bearer` otherwise, before the body is read);
+`/healthz` and `/readyz` stay open for liveness and readiness probes.
+
+What a request costs is bounded before it reaches the engine (`RequestLimits`): a declared `Content-Length`
+over the body limit is refused unread, a body without one is counted while it streams in and refused at the
+limit, and the characters per document and per request are checked before anything is tokenized.
+
+Errors are `{"error": {"message", "type"}}`: 400 for bad requests (malformed, nested too deep or not UTF-8
+JSON included), 401 without the API key, 413 for an oversized body or request, 503 with `Retry-After` while
+loading or when the batcher's bounded queue is full, 500 only when the engine itself fails.
 
 This module holds the routes only: the wire format and its validation live in `rerank.protocol`, the service
 that loads the engine and answers requests in `rerank.serving`, the Prometheus metrics in `rerank.metrics`. The
@@ -23,6 +32,7 @@ engine (`rerank.qwen3`, `rerank.batching`) never imports FastAPI, so it runs in-
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 import math
@@ -38,17 +48,26 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from rerank.batching import DynamicBatcher
 from rerank.metrics import RerankMetrics
-from rerank.protocol import ErrorBody, ErrorDetail, RerankRequest, describe_validation_error
+from rerank.protocol import (
+    ErrorBody,
+    ErrorDetail,
+    RequestLimits,
+    RerankRequest,
+    describe_validation_error,
+    is_request_too_large,
+)
 from rerank.serving import LOADING_RETRY_AFTER, ApiError, RerankService
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ApiError",
+    "RequestLimits",
     "RerankMetrics",
     "RerankRequest",
     "RerankService",
@@ -60,31 +79,86 @@ __all__ = [
 ]
 
 
-def error_response(status: int, message: str, type_: str, retry_after: float | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    message: str,
+    type_: str,
+    retry_after: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """An `ErrorBody` response; `Retry-After` (whole seconds, at least 1) when the client should try again."""
-    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+    headers = dict(headers or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     body = ErrorBody(error=ErrorDetail(message=message, type=type_))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers or None)
 
 
 def _invalid(message: str) -> ApiError:
     return ApiError(400, message, "invalid_request_error")
 
 
-def parse_rerank_request(
-    payload: Any, *, max_documents: int, max_instruction_chars: int, max_query_chars: int
-) -> RerankRequest:
-    """Validate a /v1/rerank body against this app's limits; raises `ApiError` (400) with a message naming the
-    field."""
-    limits = {
-        "max_documents": max_documents,
-        "max_instruction_chars": max_instruction_chars,
-        "max_query_chars": max_query_chars,
-    }
+def _too_large(message: str) -> ApiError:
+    return ApiError(413, message, "payload_too_large")
+
+
+def parse_rerank_request(payload: Any, limits: RequestLimits) -> RerankRequest:
+    """Validate a /v1/rerank body against this app's limits; raises `ApiError` with a message naming the field:
+    400, or 413 when the request's characters all together pass `max_request_chars`."""
     try:
-        return RerankRequest.model_validate(payload, context=limits)
+        return RerankRequest.model_validate(payload, context=limits.context())
     except ValidationError as exc:
-        raise _invalid(describe_validation_error(exc)) from None
+        message = describe_validation_error(exc)
+        raise (_too_large(message) if is_request_too_large(exc) else _invalid(message)) from None
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, "authentication_error")  # sent with `WWW-Authenticate: Bearer`
+
+
+def _check_api_key(request: Request, api_key: str | None) -> None:
+    """Raise a 401 `ApiError` unless the request carries `Authorization: Bearer <api_key>` (no key: open).
+    Compared in constant time, on the bytes as sent."""
+    if not api_key:
+        return
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("this server requires an API key: send 'Authorization: Bearer <key>'")
+    # Starlette decodes header bytes as latin-1: encoding back gives the bytes the client sent.
+    if not hmac.compare_digest(token.strip().encode("latin-1"), api_key.encode("utf-8")):
+        raise _unauthorized("the API key is not valid")
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to pass `max_bytes`: from a declared
+    `Content-Length` before reading anything, else while it streams in (chunked bodies), so an oversized body
+    is never held whole."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.strip().isdigit():
+            raise _invalid("the Content-Length header is not a number")
+        if int(length) > max_bytes:
+            raise _too_large(f"the request body is {int(length)} bytes; the limit is {max_bytes}")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise _too_large(f"the request body is larger than {max_bytes} bytes (the limit)")
+    except ClientDisconnect:
+        raise _invalid("the client disconnected before sending the whole body") from None
+    return bytes(body)
+
+
+def _parse_json(body: bytes) -> Any:
+    """The JSON value of `body`, or a 400 `ApiError` for anything that is not JSON: malformed, not UTF-8
+    (or UTF-16/32 with its BOM), or nested too deeply for the parser."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise _invalid("the request body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise _invalid(f"the request body is not valid JSON ({exc})") from None
 
 
 def create_rerank_app(
@@ -94,12 +168,23 @@ def create_rerank_app(
     max_instruction_chars: int = 2000,
     max_query_chars: int = 4000,
     *,
-    max_body_bytes: int = 64 * 1024 * 1024,
+    max_document_chars: int = RequestLimits.max_document_chars,
+    max_request_chars: int = RequestLimits.max_request_chars,
+    api_key: str | None = None,
     warmup: bool = True,
 ) -> FastAPI:
     """The reranker web app. `batcher_factory()` builds the engine and its (not yet started) `DynamicBatcher`;
-    it runs on a background thread at startup, so `/healthz` answers 503 until the model is ready.
-    `app.state.service` is the `RerankService` (batcher, readiness, metrics)."""
+    it runs on a background thread at startup, so `/readyz` answers 503 until the model is ready.
+    `app.state.service` is the `RerankService` (batcher, readiness, metrics), `app.state.limits` the
+    `RequestLimits`. `api_key` (None or empty: no authentication) is required as a bearer token on
+    `/v1/rerank`, `/rerank` and `/metrics`."""
+    limits = RequestLimits(
+        max_documents=max_documents,
+        max_query_chars=max_query_chars,
+        max_instruction_chars=max_instruction_chars,
+        max_document_chars=max_document_chars,
+        max_request_chars=max_request_chars,
+    )
     metrics = RerankMetrics()
     service = RerankService(batcher_factory, model_name, metrics, warmup=warmup)
 
@@ -114,6 +199,11 @@ def create_rerank_app(
     api = FastAPI(title="ragbot reranker", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     api.state.service = service
     api.state.metrics = metrics
+    api.state.limits = limits
+
+    def api_error_response(exc: ApiError) -> JSONResponse:
+        challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.message, exc.type, exc.retry_after, challenge)
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -141,7 +231,12 @@ def create_rerank_app(
         )
 
     @api.get("/metrics")
-    def prometheus_metrics() -> Response:
+    def prometheus_metrics(request: Request) -> Response:
+        """The counters (behind the API key when there is one: they tell traffic and load)."""
+        try:
+            _check_api_key(request, api_key)
+        except ApiError as exc:
+            return api_error_response(exc)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def rerank(request: Request) -> JSONResponse:
@@ -149,31 +244,17 @@ def create_rerank_app(
         try:
             response = await _rerank(request)
         except ApiError as exc:
-            response = error_response(exc.status, exc.message, exc.type, exc.retry_after)
+            response = api_error_response(exc)
         metrics.requests.labels(status=str(response.status_code)).inc()
         metrics.latency.observe(time.perf_counter() - started)
         return response
 
     async def _rerank(request: Request) -> JSONResponse:
-        service.check_ready()  # before reading the body
-
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body_bytes:
-            raise ApiError(413, f"the request body is larger than {max_body_bytes} bytes", "payload_too_large")
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            raise ApiError(413, f"the request body is larger than {max_body_bytes} bytes", "payload_too_large")
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _invalid(f"the request body is not valid JSON ({exc})") from exc
-        req = parse_rerank_request(
-            payload,
-            max_documents=max_documents,
-            max_instruction_chars=max_instruction_chars,
-            max_query_chars=max_query_chars,
-        )
-
+        # Everything a stranger can make cheap comes first: the key, readiness, then the body within its limit.
+        _check_api_key(request, api_key)
+        service.check_ready()
+        payload = _parse_json(await _read_body(request, limits.max_body_bytes))
+        req = parse_rerank_request(payload, limits)
         return JSONResponse((await service.rerank(req)).to_json())
 
     api.add_api_route("/v1/rerank", rerank, methods=["POST"])
@@ -218,13 +299,24 @@ def run_rerank_server(
     host: str = "127.0.0.1",
     port: int = 8080,
     max_documents: int = 1000,
+    *,
+    max_document_chars: int = RequestLimits.max_document_chars,
+    max_request_chars: int = RequestLimits.max_request_chars,
+    api_key: str | None = None,
 ) -> None:
-    """Serve the engine that `batcher_factory` loads until interrupted. The port opens at once (`/healthz` 503
+    """Serve the engine that `batcher_factory` loads until interrupted. The port opens at once (`/readyz` 503
     while the model loads); if the model cannot be loaded the server stops and the loading error
-    (`RerankerLoadError`) is raised."""
+    (`RerankerLoadError`) is raised. `api_key`: see `create_rerank_app`."""
     import uvicorn
 
-    app = create_rerank_app(batcher_factory, model_name, max_documents=max_documents)
+    app = create_rerank_app(
+        batcher_factory,
+        model_name,
+        max_documents=max_documents,
+        max_document_chars=max_document_chars,
+        max_request_chars=max_request_chars,
+        api_key=api_key,
+    )
     service: RerankService = app.state.service
     service.log_load_errors = False  # raised below, once, for the command line to print
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))

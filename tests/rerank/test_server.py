@@ -74,7 +74,15 @@ class RunningRerankServer:
 def serve(make_reranker: Callable[..., Any], engine_kwargs: dict[str, Any] | None = None, **options: Any) -> Any:
     """A running server over a fresh engine on the tiny checkpoint. `options`: DynamicBatcher's keywords plus
     create_rerank_app's limits."""
-    app_keys = {"max_documents", "max_instruction_chars", "max_query_chars", "max_body_bytes", "warmup"}
+    app_keys = {
+        "max_documents",
+        "max_instruction_chars",
+        "max_query_chars",
+        "max_document_chars",
+        "max_request_chars",
+        "api_key",
+        "warmup",
+    }
     app_kwargs = {k: options.pop(k) for k in list(options) if k in app_keys}
     engine = make_reranker(**(engine_kwargs or {}))
 
@@ -206,11 +214,13 @@ def test_malformed_bodies_and_routes_are_4xx(server: RunningRerankServer) -> Non
 
 
 def test_oversized_body_is_413(make_reranker: Callable[..., Any]) -> None:
-    running = serve(make_reranker, max_body_bytes=1000)
+    running = serve(make_reranker, max_documents=10, max_document_chars=1000, max_request_chars=1000)
     try:
-        resp = running.rerank(query=QUERY, documents=["x" * 2000])
+        limit = running.app.state.limits.max_body_bytes  # derived from the character limits
+        resp = running.rerank(query=QUERY, documents=["x" * (limit + 1)])
         assert resp.status_code == 413
         assert resp.json()["error"]["type"] == "payload_too_large"
+        assert str(limit) in resp.json()["error"]["message"]
     finally:
         running.stop()
 
@@ -419,6 +429,8 @@ def test_forward_passes_stay_under_the_token_budget_for_a_huge_request(
         make_reranker,
         {"max_length": 8192, "batch_tokens": budget, "max_padding": 1.0},
         max_documents=100,
+        max_document_chars=100_000,
+        max_request_chars=10_000_000,
         warmup=False,
     )
     try:
