@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from admin.deps import LoginRequired, csrf_protect
-from admin.security import LoginLimiter
+from admin.security import MIN_SECRET_KEY_CHARS, SESSION_TTL, SignInThrottle
 from admin.templating import HERE, render
 from bot.answering import AnswerService
 
@@ -31,9 +31,10 @@ def create_admin_app(
     *,
     secret_key: str | None,
     production: bool = False,
+    throttle: SignInThrottle | None = None,
 ) -> FastAPI:
     """`answers` returns the answer service when the playground or a comparison first needs it (models load
-    lazily)."""
+    lazily). `throttle` counts sign-in tries (default: SignInThrottle's back-offs over `sessions`)."""
     if not secret_key:
         if production:
             raise AdminConfigError(
@@ -43,20 +44,30 @@ def create_admin_app(
             )
         log.warning("ADMIN_SECRET_KEY is not set: using a random key, so admin sessions end when ragbot restarts.")
         secret_key = secrets.token_urlsafe(48)
+    elif len(secret_key) < MIN_SECRET_KEY_CHARS:
+        message = (
+            f"ADMIN_SECRET_KEY has {len(secret_key)} characters: it signs the session cookies, and a short key can "
+            f"be guessed from one cookie. Use at least {MIN_SECRET_KEY_CHARS} random characters (python -c "
+            "'import secrets; print(secrets.token_urlsafe(48))')."
+        )
+        if production:
+            raise AdminConfigError(message + " In production the admin app refuses to start with a short key.")
+        log.warning(message)
+
 
     from admin.routes import auth, overview, playground, presets, rankings, users
 
     app = FastAPI(title="ragbot admin", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions = sessions
     app.state.answers = answers
-    app.state.login_limiter = LoginLimiter()
+    app.state.sign_in_throttle = throttle or SignInThrottle(sessions)
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key,
         session_cookie="ragbot_admin",
         same_site="strict",
         https_only=production,
-        max_age=12 * 3600,
+        max_age=int(SESSION_TTL.total_seconds()),
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

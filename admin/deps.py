@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 import store
 from admin.security import new_csrf_token, same_token
+from store.models import utcnow
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -57,8 +58,10 @@ async def csrf_protect(request: Request) -> None:
 
 
 def current_user(request: Request, session: Session = Depends(db)) -> CurrentUser:
-    user_id = request.session.get("user_id")
-    user = session.get(store.User, user_id) if user_id else None
+    """The user of the live server-side session the cookie names. The signed cookie alone signs no one in: its
+    session must still exist (not signed out, expired or ended by a password change) and its user be active."""
+    token = request.session.get("sid")
+    user = store.session_user(session, token, utcnow()) if isinstance(token, str) else None
     if user is None:
         raise LoginRequired()
     return CurrentUser(user.id, user.name, user.role, user.team)

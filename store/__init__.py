@@ -5,6 +5,16 @@ No business logic lives here, and nothing here reads settings: pass ``settings.d
 
 from store.db import DatabaseError, make_engine, mask_url, session_factory, upgrade_database
 from store.jobs import enqueue_job, finish_job, open_jobs, release_jobs, renew_leases, take_job
+from store.logins import (
+    clear_keys,
+    count_attempt,
+    end_admin_session,
+    end_user_sessions,
+    prune_throttle,
+    refund_attempt,
+    session_user,
+    start_admin_session,
+)
 from store.models import (
     USER_ROLES,
     AdminSession,
@@ -54,7 +64,11 @@ __all__ = [
     "add_feedback",
     "bind_channel",
     "claim_slack_event",
+    "clear_keys",
+    "count_attempt",
     "default_preset",
+    "end_admin_session",
+    "end_user_sessions",
     "enqueue_job",
     "finish_job",
     "make_engine",
@@ -62,11 +76,15 @@ __all__ = [
     "open_jobs",
     "preset_for",
     "preset_named",
+    "prune_throttle",
     "record_ranking",
+    "refund_attempt",
     "release_jobs",
     "renew_leases",
     "session_factory",
+    "session_user",
     "set_feedback_comment",
+    "start_admin_session",
     "take_job",
     "upgrade_database",
     "user_feedback",
