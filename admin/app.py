@@ -7,13 +7,14 @@ import secrets
 from collections.abc import Callable
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import HTTPException
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from admin.deps import LoginRequired, csrf_protect
+from admin.middleware import FORM_LIMITS, BodyLimit, SecurityHeaders
 from admin.security import MIN_SECRET_KEY_CHARS, SESSION_TTL, SignInThrottle
 from admin.templating import HERE, render
 from bot.answering import AnswerService
@@ -54,10 +55,9 @@ def create_admin_app(
             raise AdminConfigError(message + " In production the admin app refuses to start with a short key.")
         log.warning(message)
 
+    from admin.routes import audit, auth, overview, playground, presets, rankings, users
 
-    from admin.routes import auth, overview, playground, presets, rankings, users
-
-    app = FastAPI(title="ragbot admin", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="ragbot admin", docs_url=None, redoc_url=None, openapi_url=None, form_limits=FORM_LIMITS)
     app.state.sessions = sessions
     app.state.answers = answers
     app.state.sign_in_throttle = throttle or SignInThrottle(sessions)
@@ -69,6 +69,10 @@ def create_admin_app(
         https_only=production,
         max_age=int(SESSION_TTL.total_seconds()),
     )
+    # Added last, so they run first: the body is bounded before the session is read, and every response (a 413
+    # included) carries the security headers.
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(LoginRequired)
@@ -83,8 +87,14 @@ def create_admin_app(
             return render(request, "error.html", None, status_code=exc.status_code, message=exc.detail)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """A malformed path or query value (an id past 2^63, say): said plainly, never a 500."""
+        problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
+        return http_error(request, HTTPException(status_code=422, detail=f"Invalid request ({problems})."))
+
     guarded = [Depends(csrf_protect)]
     app.include_router(auth.router, dependencies=guarded)
-    for module in (overview, presets, rankings, playground, users):
+    for module in (overview, presets, rankings, playground, users, audit):
         app.include_router(module.router, dependencies=guarded)
     return app

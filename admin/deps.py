@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 import store
@@ -74,3 +75,7 @@ def require_roles(*roles: str):
         return user
 
     return check
+
+
+# A row id in a URL: a positive 64-bit integer, so a larger number is a 422 rather than an overflow in the driver.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]

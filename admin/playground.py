@@ -9,12 +9,16 @@ import re
 
 from markupsafe import Markup, escape
 
+from admin.exports import csv_cell
 from bot.answering import MAX_QUESTION_CHARS, Candidate, RankedCandidate, instruction_or_default
 
 MAX_CANDIDATES = 100
 MAX_CANDIDATE_CHARS = 4000
 MAX_INSTRUCTION_CHARS = 2000
 CSV_HEADER = ("rank", "score", "line", "text")
+# The largest rank form a browser sends: every field at its limit, each character percent-encoded as up to 9
+# bytes (a Chinese character is %E4%B8%AD), plus the field names and the CSRF token.
+MAX_FORM_BYTES = (MAX_CANDIDATES * (MAX_CANDIDATE_CHARS + 2) + MAX_INSTRUCTION_CHARS + MAX_QUESTION_CHARS) * 9 + 4096
 
 EXAMPLE_QUERY = "Can a Starter customer use SSO with Okta, and who issues their invoices?"
 EXAMPLE_CANDIDATES = "\n".join(
@@ -86,9 +90,9 @@ def to_csv(rows: list[RankedCandidate]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
-    writer.writerows(
-        (r.rerank_rank, f"{r.rerank_score or 0.0:.6f}", r.candidate.retrieval_rank, r.candidate.text) for r in rows
-    )
+    for r in rows:
+        cells = (r.rerank_rank, round(r.rerank_score or 0.0, 6), r.candidate.retrieval_rank, r.candidate.text)
+        writer.writerow([csv_cell(cell) for cell in cells])
     return out.getvalue()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from admin import audit
 from bot.answering import RETRIEVAL_MODES
 from store import ChannelBinding, Preset, PresetVersion, RankingLog
 from store.models import DEFAULT_RETRIEVAL_MODE
@@ -148,8 +149,19 @@ def rankings_per_version(session: Session, preset: Preset) -> dict[int, int]:
     return {version: count for version, count in rows}
 
 
-def create_preset(session: Session, form: PresetForm, author: str | None) -> Preset:
-    """A new preset at version 1, with its version row. FormErrors when the form is invalid or the name taken."""
+def _state(preset: Preset, fields: tuple[str, ...] | list[str] = VERSIONED) -> dict[str, Any]:
+    """The preset's `fields` and version, as the audit log records them."""
+    return {"version": preset.version, **{f: getattr(preset, f) for f in fields}}
+
+
+def preset_teams(session: Session) -> list[str]:
+    """The teams that own at least one preset, sorted."""
+    return list(session.scalars(select(Preset.team).distinct().order_by(Preset.team)))
+
+
+def create_preset(session: Session, form: PresetForm, author: str) -> Preset:
+    """A new preset at version 1, with its version row and audit entry. FormErrors when the form is invalid or
+    the name taken."""
     values, errors = form.validate(new=True)
     if "name" not in errors and session.scalar(select(Preset.id).where(Preset.name == values["name"])):
         errors["name"] = f"A preset named {values['name']!r} already exists."
@@ -159,12 +171,29 @@ def create_preset(session: Session, form: PresetForm, author: str | None) -> Pre
     session.add(preset)
     session.flush()
     _record_version(session, preset, author)
+    audit.record(
+        session,
+        author,
+        audit.Action.PRESET_CREATE,
+        f"preset {preset.name}",
+        None,
+        {"team": preset.team, **_state(preset)},
+    )
     session.flush()
     return preset
 
 
-def update_preset(session: Session, preset: Preset, form: PresetForm, author: str | None) -> Preset:
-    """Apply the form's versioned fields as a new version (none when nothing changed). Name and team stay."""
+def update_preset(
+    session: Session,
+    preset: Preset,
+    form: PresetForm,
+    author: str,
+    *,
+    action: audit.Action = audit.Action.PRESET_UPDATE,
+    note: dict[str, Any] | None = None,
+) -> Preset:
+    """Apply the form's versioned fields as a new version (none when nothing changed), audited as `action` with
+    the changed fields before and after (plus `note` after). Name and team stay."""
     values, errors = form.validate(new=False)
     if errors:
         raise FormErrors(errors)
@@ -174,20 +203,24 @@ def update_preset(session: Session, preset: Preset, form: PresetForm, author: st
     if version_row(session, preset, preset.version) is None:
         # A preset made outside the admin app (the stock default) has no row yet: keep its old state first.
         _record_version(session, preset, None)
+    changed = [f for f, v in values.items() if getattr(preset, f) != v]
+    before = _state(preset, changed)
     for field, value in values.items():
         setattr(preset, field, value)
     preset.version += 1
     _record_version(session, preset, author)
+    audit.record(session, author, action, f"preset {preset.name}", before, {**_state(preset, changed), **(note or {})})
     session.flush()
     return preset
 
 
-def restore_version(session: Session, preset: Preset, version: int, author: str | None) -> Preset:
+def restore_version(session: Session, preset: Preset, version: int, author: str) -> Preset:
     """Make a NEW version equal to `version` (history is never rewritten). LookupError when it does not exist."""
     old = version_row(session, preset, version)
     if old is None:
         raise LookupError(f"Preset {preset.name!r} has no version {version}.")
-    return update_preset(session, preset, PresetForm.from_preset(old), author)
+    form = PresetForm.from_preset(old)
+    return update_preset(session, preset, form, author, action=audit.Action.PRESET_RESTORE, note={"restored": version})
 
 
 def word_diff(old: str, new: str) -> list[tuple[str, str]]:
@@ -218,18 +251,26 @@ def channel_error(channel_id: str) -> str | None:
 
 
 def bind(
-    session: Session, channel_id: str, preset: Preset, may_edit_team: Callable[[str], bool] | None = None
+    session: Session,
+    channel_id: str,
+    preset: Preset,
+    may_edit_team: Callable[[str], bool] | None = None,
+    *,
+    actor: str,
 ) -> ChannelBinding:
-    """Make `channel_id` use `preset`, moving its binding when it had one. `may_edit_team` says whether the
-    binding may be taken from a preset of another team. FormErrors (field "channel_id") otherwise."""
+    """Make `channel_id` use `preset`, moving its binding when it had one (audited as `actor`). `may_edit_team`
+    says whether the binding may be taken from a preset of another team. FormErrors (field "channel_id")
+    otherwise."""
     channel_id = channel_id.strip()
     error = channel_error(channel_id)
     if error:
         raise FormErrors({"channel_id": error})
     binding = session.scalar(select(ChannelBinding).where(ChannelBinding.channel_id == channel_id))
+    target = f"channel {channel_id}"
     if binding is None:
         binding = ChannelBinding(channel_id=channel_id, preset=preset)
         session.add(binding)
+        audit.record(session, actor, audit.Action.BINDING_CREATE, target, None, {"preset": preset.name})
     elif binding.preset_id != preset.id:
         owner = binding.preset
         if may_edit_team is not None and not may_edit_team(owner.team):
@@ -239,12 +280,15 @@ def bind(
                     "only that team's admin or an admin can move it."
                 }
             )
+        audit.record(session, actor, audit.Action.BINDING_MOVE, target, {"preset": owner.name}, {"preset": preset.name})
         binding.preset = preset
     session.flush()
     return binding
 
 
-def unbind(session: Session, binding: ChannelBinding) -> None:
-    """The channel goes back to the default preset."""
+def unbind(session: Session, binding: ChannelBinding, *, actor: str) -> None:
+    """The channel goes back to the default preset (audited as `actor`)."""
+    before = {"preset": binding.preset.name}
+    audit.record(session, actor, audit.Action.BINDING_DELETE, f"channel {binding.channel_id}", before, None)
     session.delete(binding)
     session.flush()

@@ -15,6 +15,8 @@ from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from admin import audit
+from admin.exports import csv_cell
 from store.models import RANKING_STATUSES, CandidateLabel, Feedback, LoggedCandidate, RankingLog
 
 PAGE_SIZE = 50
@@ -80,7 +82,7 @@ class RankingFilter:
             where.append(RankingLog.preset_name == self.preset)
         if self.date_from:
             where.append(RankingLog.created_at >= datetime.combine(self.date_from, time.min, timezone.utc))
-        if self.date_to:
+        if self.date_to and self.date_to < date.max:  # up to 9999-12-31 is no end at all (and has no next day)
             end = datetime.combine(self.date_to + timedelta(days=1), time.min, timezone.utc)
             where.append(RankingLog.created_at < end)
         if self.feedback == "none":
@@ -204,7 +206,8 @@ def labels_of(session: Session, ranking_id: int, reviewer: str) -> dict[int, boo
 def set_label(
     session: Session, candidate_id: int, reviewer: str, relevant: bool | None, *, ranking_id: int
 ) -> CandidateLabel | None:
-    """Store (or replace) this reviewer's label on a candidate of `ranking_id`; None removes it. Flushes."""
+    """Store (or replace) this reviewer's label on a candidate of `ranking_id`; None removes it. A change is
+    audited (the reviewer as its actor). Flushes."""
     candidate = session.get(LoggedCandidate, candidate_id)
     if candidate is None or candidate.ranking_id != ranking_id:
         raise LabelError(f"Candidate {candidate_id} is not part of ranking {ranking_id}.")
@@ -212,6 +215,11 @@ def set_label(
         CandidateLabel.candidate_id == candidate_id, CandidateLabel.reviewer == reviewer
     )
     label = session.scalar(find)
+    was = None if label is None else label.relevant
+    if was != relevant:
+        action = audit.Action.LABEL_CLEAR if relevant is None else audit.Action.LABEL_SET
+        target = f"ranking {ranking_id} candidate {candidate_id} ({candidate.source})"
+        audit.record(session, reviewer, action, target, {"relevant": was}, {"relevant": relevant})
     if relevant is None:
         if label is not None:
             session.delete(label)
@@ -230,15 +238,6 @@ def set_label(
     label.relevant = relevant
     session.flush()
     return label
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def csv_chunks(session: Session, filters: RankingFilter, batch: int = BATCH) -> Iterator[str]:
@@ -296,7 +295,7 @@ def csv_chunks(session: Session, filters: RankingFilter, batch: int = BATCH) -> 
             values = list(row)
             values[1] = values[1].isoformat()
             values[14] = int(values[14])  # used
-            writer.writerow([_cell(v) for v in values])
+            writer.writerow([csv_cell(v) for v in values])
         yield buffer.getvalue()
 
 

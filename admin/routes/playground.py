@@ -26,6 +26,8 @@ from bot.answering import (
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+# Pasted candidates make the largest form field of the admin app (the body limit allows as much).
+RANK_FORM_LIMITS = {"max_part_size": playground.MAX_FORM_BYTES}
 
 
 class Unavailable(RuntimeError):
@@ -108,7 +110,7 @@ def playground_page(
     return _page(request, user, session)
 
 
-@router.post("/playground/rank", name="playground_rank")
+@router.post("/playground/rank", name="playground_rank", form_limits=RANK_FORM_LIMITS)
 def playground_rank(
     request: Request,
     form: dict[str, str] = Depends(_rank_form),
@@ -124,7 +126,7 @@ def playground_rank(
     return _page(request, user, session, rows=rows, used_instruction=instruction, instruction_source=source, **form)
 
 
-@router.post("/playground/rank.csv", name="playground_csv")
+@router.post("/playground/rank.csv", name="playground_csv", form_limits=RANK_FORM_LIMITS)
 def playground_csv(
     request: Request,
     form: dict[str, str] = Depends(_rank_form),

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 import store
-from admin.deps import CurrentUser, db, require_roles
+from admin.deps import CurrentUser, RowId, db, require_roles
 from admin.presets import (
     VERSIONED,
     FormErrors,
@@ -163,7 +163,7 @@ def preset_create(
 @router.get("/presets/{preset_id}", name="preset_page")
 def preset_page(
     request: Request,
-    preset_id: int,
+    preset_id: RowId,
     done: str | None = None,
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
@@ -174,7 +174,7 @@ def preset_page(
 @router.post("/presets/{preset_id}", name="preset_save")
 def preset_save(
     request: Request,
-    preset_id: int,
+    preset_id: RowId,
     sent: PresetForm = Depends(_sent_form),
     base_version: str = Form(""),
     question: str = Form(""),
@@ -206,7 +206,7 @@ def preset_save(
 @router.post("/presets/{preset_id}/compare", name="preset_compare")
 def preset_compare(
     request: Request,
-    preset_id: int,
+    preset_id: RowId,
     sent: PresetForm = Depends(_sent_form),
     question: str = Form(""),
     user: CurrentUser = Depends(editors),
@@ -272,8 +272,8 @@ def _version_page(
 @router.get("/presets/{preset_id}/versions/{version}", name="preset_version_page")
 def preset_version_page(
     request: Request,
-    preset_id: int,
-    version: int,
+    preset_id: RowId,
+    version: RowId,
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
@@ -283,8 +283,8 @@ def preset_version_page(
 @router.post("/presets/{preset_id}/versions/{version}/restore", name="preset_restore")
 def preset_restore(
     request: Request,
-    preset_id: int,
-    version: int,
+    preset_id: RowId,
+    version: RowId,
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
@@ -305,14 +305,14 @@ def preset_restore(
 @router.post("/presets/{preset_id}/bindings", name="preset_bind")
 def preset_bind(
     request: Request,
-    preset_id: int,
+    preset_id: RowId,
     channel_id: str = Form(""),
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
     preset = _editable(session, preset_id, user)
     try:
-        bind(session, channel_id, preset, user.can_edit_team)
+        bind(session, channel_id, preset, user.can_edit_team, actor=user.name)
         session.commit()
     except FormErrors as exc:
         session.rollback()
@@ -327,7 +327,7 @@ def preset_bind(
 @router.post("/bindings/{binding_id}/delete", name="binding_delete")
 def binding_delete(
     request: Request,
-    binding_id: int,
+    binding_id: RowId,
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
@@ -335,6 +335,6 @@ def binding_delete(
     if binding is None:
         raise HTTPException(status_code=404, detail=f"No channel binding with id {binding_id}.")
     preset = _editable(session, binding.preset_id, user)
-    unbind(session, binding)
+    unbind(session, binding, actor=user.name)
     session.commit()
     return _done(request, preset, "unbound")

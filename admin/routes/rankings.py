@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 import store
 from admin import rankings
-from admin.deps import CurrentUser, db, require_roles
+from admin.deps import CurrentUser, RowId, db, require_roles
 from admin.templating import render
 
 router = APIRouter()
 reviewers = require_roles("admin", "reviewer")
 LABEL_VALUES = {"1": True, "0": False, "clear": None}
+MAX_ROW_ID = 2**63 - 1  # a larger candidate id would overflow the database driver
 
 
 def _filters(request: Request) -> rankings.RankingFilter:
@@ -71,7 +72,7 @@ def labels_jsonl(request: Request, user: CurrentUser = Depends(reviewers)) -> Re
 
 @router.get("/rankings/{ranking_id:int}", name="ranking_detail")
 def ranking_detail(
-    request: Request, ranking_id: int, user: CurrentUser = Depends(reviewers), session: Session = Depends(db)
+    request: Request, ranking_id: RowId, user: CurrentUser = Depends(reviewers), session: Session = Depends(db)
 ) -> Response:
     ranking = rankings.get_ranking(session, ranking_id)
     if ranking is None:
@@ -83,7 +84,7 @@ def ranking_detail(
 @router.post("/rankings/{ranking_id:int}/labels", name="ranking_label")
 def ranking_label(
     request: Request,
-    ranking_id: int,
+    ranking_id: RowId,
     candidate_id: str = Form(""),
     relevant: str = Form(""),
     user: CurrentUser = Depends(reviewers),
@@ -91,7 +92,7 @@ def ranking_label(
 ) -> Response:
     if session.get(store.RankingLog, ranking_id) is None:
         raise HTTPException(status_code=404, detail=f"No ranking with id {ranking_id}.")
-    if relevant not in LABEL_VALUES or not candidate_id.isdigit():
+    if relevant not in LABEL_VALUES or not candidate_id.isdigit() or int(candidate_id) > MAX_ROW_ID:
         raise HTTPException(status_code=400, detail="Send candidate_id and relevant=1, 0 or clear.")
     try:
         rankings.set_label(session, int(candidate_id), user.name, LABEL_VALUES[relevant], ranking_id=ranking_id)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli.console import out
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def create_user(
@@ -16,9 +19,15 @@ def create_user(
     role: Annotated[str, typer.Option(help="admin, team_admin or reviewer")],
     team: Annotated[str | None, typer.Option(help="The team whose presets a team_admin edits")] = None,
 ) -> None:
-    """Create an admin-app user; the password comes from a prompt, or RAGBOT_ADMIN_PASSWORD for scripts."""
+    """Create an admin-app user; the password comes from a prompt, or RAGBOT_ADMIN_PASSWORD for scripts. Only a
+    team_admin takes --team, and it must be a team that owns a preset. Recorded in the audit log as "cli"."""
+    import store
+    from admin import audit
     from admin.users import UserError, create_user
     from bot.app import open_components
+
+    if team is not None and role != "team_admin" and role in store.USER_ROLES:
+        raise UserError(f"Only a team_admin takes --team: a {role} works across every team.")
 
     password = os.environ.get("RAGBOT_ADMIN_PASSWORD")
     if password is None:
@@ -26,5 +35,23 @@ def create_user(
             raise UserError("No password: set RAGBOT_ADMIN_PASSWORD, or run this in a terminal to be asked for one.")
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with open_components() as parts, parts.sessions.begin() as session:
+        if team is not None and role == "team_admin":
+            _check_team(session, team)
         user = create_user(session, name, password, role, team)
+        audit.record(session, "cli", audit.Action.USER_CREATE, f"user {user.name}", None, {"role": role, "team": team})
         out.print(f"Created {user.role} '{user.name}'" + (f" of team '{user.team}'" if user.team else "") + ".")
+
+
+def _check_team(session: Session, team: str) -> None:
+    """A team admin's team is a team some preset belongs to (a typo would give them nothing to edit)."""
+    from admin.presets import NAME_RE, preset_teams
+    from admin.users import UserError
+
+    if not NAME_RE.match(team):
+        raise UserError(f"Invalid team {team!r}: use 1-64 letters, digits, '-' or '_', as preset teams do.")
+    known = preset_teams(session)
+    if team not in known:
+        raise UserError(
+            f"No preset belongs to team {team!r}. Known teams: {', '.join(known) or 'none'}. Create a preset for "
+            "the team first (Presets > New preset, as an admin), or check the spelling."
+        )
