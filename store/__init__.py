@@ -43,6 +43,7 @@ from store.queries import (
     set_feedback_comment,
     user_feedback,
 )
+from store.retention import PurgeCounts, count_older_than, purge_older_than
 
 __all__ = [
     "USER_ROLES",
@@ -58,6 +59,7 @@ __all__ = [
     "LoginThrottle",
     "Preset",
     "PresetVersion",
+    "PurgeCounts",
     "RankingLog",
     "SlackEvent",
     "User",
@@ -66,6 +68,7 @@ __all__ = [
     "claim_slack_event",
     "clear_keys",
     "count_attempt",
+    "count_older_than",
     "default_preset",
     "end_admin_session",
     "end_user_sessions",
@@ -77,6 +80,7 @@ __all__ = [
     "preset_for",
     "preset_named",
     "prune_throttle",
+    "purge_older_than",
     "record_ranking",
     "refund_attempt",
     "release_jobs",

@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from bot.cli import admin, ask, db, demo, ingest, rerank_server, serve
+from bot.cli import admin, ask, db, demo, ingest, logs, rerank_server, serve
 from bot.cli.console import err
 from bot.cli.errors import describe, is_user_error, unwrap
 from bot.cli.eval import eval_command
@@ -33,6 +33,10 @@ app.command("rerank-server")(rerank_server.rerank_server)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 db_app.command("upgrade")(db.upgrade)
 app.add_typer(db_app, name="db")
+
+logs_app = typer.Typer(help="The question log: data care.", no_args_is_help=True)
+logs_app.command("purge")(logs.purge)
+app.add_typer(logs_app, name="logs")
 
 admin_app = typer.Typer(help="The admin web app and its users.", no_args_is_help=True)
 admin_app.command("create-user")(admin.create_user)

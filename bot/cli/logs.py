@@ -1,0 +1,59 @@
+"""`ragbot logs purge`: delete questions older than a span (rankings with their candidates, feedback and labels,
+finished answer jobs, Slack events), the same purge `ragbot serve` runs on its own with RANKING_RETENTION_DAYS."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bot.cli.console import out
+
+if TYPE_CHECKING:
+    from store import PurgeCounts
+
+_SPAN = re.compile(r"(\d{1,6})([hdw])")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_span(text: str) -> timedelta:
+    """`90d`, `36h`, `12w` -> a time span of at least an hour; typer.BadParameter says what is accepted."""
+    match = _SPAN.fullmatch(text.strip().lower())
+    if match is None or int(match[1]) == 0:
+        raise typer.BadParameter(
+            f"{text!r} is not a span: give a number and a unit, e.g. 90d (days), 36h or 12w.",
+            param_hint="'--older-than'",
+        )
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def describe(counts: PurgeCounts) -> str:
+    """What a purge deleted (or would), in one line."""
+    return (
+        f"{counts.rankings} rankings ({counts.candidates} candidates, {counts.feedback} feedback, "
+        f"{counts.labels} labels), {counts.answer_jobs} finished answer jobs, {counts.slack_events} Slack events"
+    )
+
+
+def purge(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete what is older than this: 90d, 36h, 12w", show_default=False)
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing")] = False,
+) -> None:
+    """Delete questions and what hangs off them older than a span: rankings with their candidates, feedback and
+    labels, finished answer jobs, Slack events. Queued and running questions are never touched."""
+    import store
+    from bot.app import open_components
+    from store.models import utcnow
+
+    cutoff = utcnow() - parse_span(older_than)  # before opening anything: bad input is said at once
+    when = f"older than {older_than.strip()} (before {cutoff:%Y-%m-%d %H:%M} UTC)"
+    with open_components() as parts:
+        if dry_run:
+            with parts.sessions() as session:
+                out.print(f"Would delete {describe(store.count_older_than(session, cutoff))} {when}.")
+            return
+        out.print(f"Deleted {describe(store.purge_older_than(parts.sessions, cutoff))} {when}.")
