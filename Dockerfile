@@ -5,6 +5,7 @@ ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 RUN pip install "torch>=2.4"
 COPY pyproject.toml README.md ./
 COPY bot bot
+COPY redact redact
 COPY retrieval retrieval
 COPY rerank rerank
 COPY store store
@@ -13,4 +14,14 @@ COPY admin admin
 COPY evaluation evaluation
 COPY sample_kb sample_kb
 RUN pip install -e .
-CMD ["ragbot", "demo"]
+# Not root: the code stays read-only to the process; it writes only the model cache and its spool, folders it owns
+# (named volumes mounted there start with this ownership).
+RUN useradd --create-home --uid 10001 ragbot \
+    && mkdir -p /models /app/data/spool \
+    && chown -R ragbot:ragbot /models /app/data
+USER ragbot
+ENV HF_HOME=/models
+EXPOSE 8000
+# The Slack bot without the admin app; docker-compose.yml runs the admin app, the reranker and ingest from this
+# image with their own commands.
+CMD ["ragbot", "serve", "--no-admin", "--host", "0.0.0.0", "--port", "8000"]
