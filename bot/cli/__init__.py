@@ -40,6 +40,8 @@ app.add_typer(logs_app, name="logs")
 
 admin_app = typer.Typer(help="The admin web app and its users.", no_args_is_help=True)
 admin_app.command("create-user")(admin.create_user)
+admin_app.command("set-password")(admin.set_password)
+admin_app.command("deactivate")(admin.deactivate)
 admin_app.command("serve")(serve.admin_serve)
 app.add_typer(admin_app, name="admin")
 

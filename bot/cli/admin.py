@@ -29,11 +29,7 @@ def create_user(
     if team is not None and role != "team_admin" and role in store.USER_ROLES:
         raise UserError(f"Only a team_admin takes --team: a {role} works across every team.")
 
-    password = os.environ.get("RAGBOT_ADMIN_PASSWORD")
-    if password is None:
-        if not sys.stdin.isatty():
-            raise UserError("No password: set RAGBOT_ADMIN_PASSWORD, or run this in a terminal to be asked for one.")
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _new_password()
     with open_components() as parts, parts.sessions.begin() as session:
         if team is not None and role == "team_admin":
             _check_team(session, team)
@@ -55,3 +51,43 @@ def _check_team(session: Session, team: str) -> None:
             f"No preset belongs to team {team!r}. Known teams: {', '.join(known) or 'none'}. Create a preset for "
             "the team first (Presets > New preset, as an admin), or check the spelling."
         )
+
+
+def _new_password() -> str:
+    """From RAGBOT_ADMIN_PASSWORD (scripts), else a prompt asked twice."""
+    from admin.users import UserError
+
+    password = os.environ.get("RAGBOT_ADMIN_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise UserError("No password: set RAGBOT_ADMIN_PASSWORD, or run this in a terminal to be asked for one.")
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def set_password(name: Annotated[str, typer.Argument(help="Sign-in name")]) -> None:
+    """Give a user a new password (a prompt, or RAGBOT_ADMIN_PASSWORD) and end every session they have open.
+    Recorded in the audit log as "cli"."""
+    from admin import audit
+    from admin.users import set_password, user_named
+    from bot.app import open_components
+
+    password = _new_password()
+    with open_components() as parts, parts.sessions.begin() as session:
+        ended = set_password(session, user_named(session, name), password)
+        audit.record(session, "cli", audit.Action.USER_PASSWORD, f"user {name}")
+    out.print(f"New password for '{name}'; {ended} open session(s) ended.")
+
+
+def deactivate(name: Annotated[str, typer.Argument(help="Sign-in name")]) -> None:
+    """Switch a user off: they cannot sign in, and their open sessions end now. Recorded in the audit log."""
+    from admin import audit
+    from admin.users import deactivate, user_named
+    from bot.app import open_components
+
+    with open_components() as parts, parts.sessions.begin() as session:
+        user = user_named(session, name)
+        before = {"active": user.active}
+        ended = deactivate(session, user)
+        audit.record(session, "cli", audit.Action.USER_DEACTIVATE, f"user {name}", before, {"active": False})
+    out.print(f"Switched off '{name}'; {ended} open session(s) ended.")

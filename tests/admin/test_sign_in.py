@@ -323,6 +323,25 @@ def test_an_expired_session_signs_no_one_in_and_is_pruned_at_the_next_sign_in(ap
     assert session_rows(sessions) == 1  # rita's; alice's expired row went
 
 
+def test_the_cli_changes_a_password_and_switches_a_user_off_ending_their_sessions(
+    app, sessions, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.e2e.test_cli import run_cli
+
+    alice, rita = client_at(app).login("alice"), client_at(app).login("rita")
+    monkeypatch.setenv("DATABASE_URL", url_of(sessions))
+    monkeypatch.setenv("RAGBOT_ADMIN_PASSWORD", "another long password")
+    code, out, _ = run_cli(capsys, "admin", "set-password", "alice")
+    assert code == 0 and "1 open session(s) ended" in out
+    code, out, _ = run_cli(capsys, "admin", "deactivate", "rita")
+    assert code == 0 and "Switched off 'rita'" in out
+    assert not signed_in(alice) and not signed_in(rita)
+    assert try_sign_in(alice, "alice", "another long password").status_code == 303
+    assert try_sign_in(rita, "rita", PASSWORD).status_code == 401
+    code, _, err = run_cli(capsys, "admin", "set-password", "nobody")
+    assert code == 1 and "No user named 'nobody'" in err
+
+
 # --- the signing key --------------------------------------------------------------------------------------------
 
 
