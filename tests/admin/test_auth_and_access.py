@@ -116,8 +116,11 @@ def test_create_user_cli_reads_the_password_from_the_environment(tmp_path: Path,
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'users.db'}")
     monkeypatch.setenv("RAGBOT_ADMIN_PASSWORD", "a long enough password")
-    code, out, _ = run_cli(capsys, "admin", "create-user", "nina", "--role", "team_admin", "--team", "support")
-    assert code == 0 and "Created team_admin 'nina' of team 'support'" in out
+    # A team admin's team must own a preset (a fresh database has the default one only).
+    code, _, err = run_cli(capsys, "admin", "create-user", "nina", "--role", "team_admin", "--team", "support")
+    assert code == 1 and "support" in err and "default" in err
+    code, out, _ = run_cli(capsys, "admin", "create-user", "nina", "--role", "team_admin", "--team", "default")
+    assert code == 0 and "Created team_admin 'nina' of team 'default'" in out
     code, _, err = run_cli(capsys, "admin", "create-user", "nina", "--role", "reviewer")
     assert code == 1 and "already exists" in err
     code, _, err = run_cli(capsys, "admin", "create-user", "omar", "--role", "team_admin")
