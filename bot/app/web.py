@@ -17,6 +17,7 @@ from slack_bolt import App
 
 from bot.app.components import Components
 from bot.app.health import READY, readiness
+from bot.app.retention import RetentionWorker, retention_for
 from bot.slack.app import SlackConfigError, build_slack_app
 from bot.slack.http import add_slack_route
 from bot.slack.metrics import BotMetrics
@@ -69,9 +70,12 @@ class SlackService:
     workers: AnswerWorkers | None
     socket_mode: Any | None = None  # SocketModeHandler
     grace_s: float = 25.0
+    retention: RetentionWorker | None = None  # RANKING_RETENTION_DAYS: old questions purged now and every 6 h
 
     def start(self) -> None:
         """Resume what earlier processes left queued, and connect in Socket Mode when configured."""
+        if self.retention is not None:
+            self.retention.start()
         if self.workers is not None:
             self.workers.start()
         self.start_socket_mode()
@@ -87,6 +91,8 @@ class SlackService:
             self.socket_mode.close()
         if self.workers is not None:
             self.workers.stop(self.grace_s)
+        if self.retention is not None:
+            self.retention.stop()
 
 
 def slack_configured(parts: Components) -> bool:
@@ -112,7 +118,7 @@ def build_service(parts: Components) -> SlackService:
     admin_app = build_admin(parts)
     ready = partial(readiness, parts)
     if not slack_configured(parts):
-        return SlackService(create_http_app(None, admin_app, ready=ready), None, None)
+        return SlackService(create_http_app(None, admin_app, ready=ready), None, None, retention=retention_for(parts))
     if not s.slack_signing_secret and not s.slack_app_token:
         raise SlackConfigError(
             "Set SLACK_SIGNING_SECRET to receive Slack's HTTP requests at /slack/events, or SLACK_APP_TOKEN "
@@ -135,4 +141,4 @@ def build_service(parts: Components) -> SlackService:
 
         socket_mode = SocketModeHandler(app, s.slack_app_token)
     http = create_http_app(app if s.slack_signing_secret else None, admin_app, ready=ready, metrics=metrics)
-    return SlackService(http, app, workers, socket_mode, grace_s=s.shutdown_grace_s)
+    return SlackService(http, app, workers, socket_mode, grace_s=s.shutdown_grace_s, retention=retention_for(parts))
