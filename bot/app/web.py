@@ -1,6 +1,6 @@
-"""The web application `ragbot serve` runs (Slack's `POST /slack/events`, the admin app under `/admin`,
-`GET /healthz`), plus Socket Mode when an app token is set. Both Slack transports dispatch into the same Bolt
-app, so both modes run the same handlers."""
+"""The web application `ragbot serve` runs (Slack's `POST /slack/events`, the admin app under `/admin` unless
+`--no-admin`, `GET /healthz`), plus Socket Mode when an app token is set. Both Slack transports dispatch into the
+same Bolt app, so both modes run the same handlers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -23,6 +23,11 @@ from bot.slack.http import add_slack_route
 from bot.slack.metrics import BotMetrics
 from bot.slack.worker import AnswerWorkers
 
+if TYPE_CHECKING:
+    import uvicorn
+
+    from bot.settings import Settings
+
 log = logging.getLogger(__name__)
 
 
@@ -30,12 +35,15 @@ def create_http_app(
     slack_app: App | None,
     admin_app: FastAPI | None = None,
     *,
+    signing_secret: str | None = None,
     ready: Callable[[], dict[str, str]] | None = None,
     metrics: BotMetrics | None = None,
 ) -> FastAPI:
     """`/healthz` (the process is up), `/readyz` when `ready` is given (each dependency "ok" or what is wrong;
     503 unless all are ok), `/metrics` when `metrics` is given, Slack's endpoint when `slack_app` is given (HTTP
-    mode), the admin app under `/admin` when given."""
+    mode; its requests are verified against `signing_secret`), the admin app under `/admin` when given."""
+    if slack_app is not None and not signing_secret:
+        raise SlackConfigError("Slack's HTTP endpoint needs SLACK_SIGNING_SECRET to verify its requests.")
     api = FastAPI(title="ragbot", docs_url=None, redoc_url=None, openapi_url=None)
 
     @api.get("/healthz")
@@ -58,8 +66,8 @@ def create_http_app(
 
     if admin_app is not None:
         api.mount("/admin", admin_app)
-    if slack_app is not None:
-        add_slack_route(api, slack_app)
+    if slack_app is not None and signing_secret:
+        add_slack_route(api, slack_app, signing_secret)
     return api
 
 
@@ -71,6 +79,7 @@ class SlackService:
     socket_mode: Any | None = None  # SocketModeHandler
     grace_s: float = 25.0
     retention: RetentionWorker | None = None  # RANKING_RETENTION_DAYS: old questions purged now and every 6 h
+    admin: bool = True  # the admin app is under /admin
 
     def start(self) -> None:
         """Resume what earlier processes left queued, and connect in Socket Mode when configured."""
@@ -95,6 +104,23 @@ class SlackService:
             self.retention.stop()
 
 
+def server_config(app: FastAPI, host: str, port: int, settings: Settings) -> uvicorn.Config:
+    """uvicorn's settings for our web apps: X-Forwarded-For/-Proto are believed only from FORWARDED_ALLOW_IPS
+    (uvicorn's own default trusts 127.0.0.1, so anyone on the host could pick the address the sign-in throttle
+    counts); empty trusts no proxy at all."""
+    import uvicorn
+
+    trusted = settings.forwarded_allow_ips.strip()
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+    )
+
+
 def slack_configured(parts: Components) -> bool:
     s = parts.settings
     return bool(s.slack_bot_token or s.slack_signing_secret or s.slack_app_token)
@@ -112,12 +138,18 @@ def build_admin(parts: Components) -> FastAPI:
     )
 
 
-def build_service(parts: Components) -> SlackService:
-    """Everything `ragbot serve` runs: the admin app always; Slack when any SLACK_* setting is present."""
+def build_service(parts: Components, *, admin: bool = True) -> SlackService:
+    """Everything `ragbot serve` runs: the admin app unless `admin` is False (`--no-admin`: it then runs apart,
+    `ragbot admin serve`, off the public Slack port); Slack when any SLACK_* setting is present."""
     s = parts.settings
-    admin_app = build_admin(parts)
+    admin_app = build_admin(parts) if admin else None
     ready = partial(readiness, parts)
     if not slack_configured(parts):
+        if admin_app is None:
+            raise SlackConfigError(
+                "Nothing to serve: --no-admin leaves Slack alone, and Slack is not configured (SLACK_BOT_TOKEN with "
+                "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN). README: 'Slack'."
+            )
         return SlackService(create_http_app(None, admin_app, ready=ready), None, None, retention=retention_for(parts))
     if not s.slack_signing_secret and not s.slack_app_token:
         raise SlackConfigError(
@@ -140,5 +172,19 @@ def build_service(parts: Components) -> SlackService:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         socket_mode = SocketModeHandler(app, s.slack_app_token)
-    http = create_http_app(app if s.slack_signing_secret else None, admin_app, ready=ready, metrics=metrics)
-    return SlackService(http, app, workers, socket_mode, grace_s=s.shutdown_grace_s, retention=retention_for(parts))
+    http = create_http_app(
+        app if s.slack_signing_secret else None,
+        admin_app,
+        signing_secret=s.slack_signing_secret,
+        ready=ready,
+        metrics=metrics,
+    )
+    return SlackService(
+        http,
+        app,
+        workers,
+        socket_mode,
+        grace_s=s.shutdown_grace_s,
+        admin=admin_app is not None,
+        retention=retention_for(parts),
+    )

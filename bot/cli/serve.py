@@ -12,32 +12,43 @@ if TYPE_CHECKING:
     from bot.app import Components
 
 Host = Annotated[str, typer.Option(help="Interface to listen on")]
+NoAdmin = Annotated[
+    bool,
+    typer.Option(
+        "--no-admin",
+        help="Leave the admin app out (run it apart with `ragbot admin serve`, off the public Slack port)",
+    ),
+]
 
 
-def serve(host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="Port to listen on")] = 8000) -> None:
+def serve(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    no_admin: NoAdmin = False,
+) -> None:
     """Run the Slack bot: HTTP (POST /slack/events, GET /healthz) and, with SLACK_APP_TOKEN, Socket Mode."""
     from bot.app import open_components
 
     with open_components() as parts:
-        run_server(parts, host, port)
+        run_server(parts, host, port, admin=not no_admin)
 
 
-def run_server(parts: Components, host: str, port: int) -> None:
-    """Serve Slack and the admin app from `parts` until SIGTERM or Ctrl-C (models load before taking traffic).
-    On SIGTERM the server stops taking requests, running answers finish within SHUTDOWN_GRACE_S, the rest go
-    back to the queue, and the process exits 0."""
+def run_server(parts: Components, host: str, port: int, *, admin: bool = True) -> None:
+    """Serve Slack (and the admin app unless `admin` is False) from `parts` until SIGTERM or Ctrl-C (models load
+    before taking traffic). On SIGTERM the server stops taking requests, running answers finish within
+    SHUTDOWN_GRACE_S, the rest go back to the queue, and the process exits 0."""
     import signal
 
     import uvicorn
 
-    from bot.app.web import build_service
+    from bot.app.web import build_service, server_config
 
     # Before taking traffic: the embedded store must be this process's (another one holding it is a clear error
     # now, not a failure on every question), and the models are loaded.
     parts.index.collection_info(parts.settings.ragbot_collection)
-    service = build_service(parts)
+    service = build_service(parts, admin=admin)
     _ = parts.embedder, parts.answers.reranker_status()
-    server = uvicorn.Server(uvicorn.Config(service.http, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(service.http, host, port, parts.settings))
     # uvicorn shuts down on SIGTERM and then raises the signal again for the handler it found; this one lets
     # the process live on to drain its answers instead of dying there.
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
@@ -51,8 +62,9 @@ def run_server(parts: Components, host: str, port: int) -> None:
                 for name, on in (("HTTP", parts.settings.slack_signing_secret), ("Socket Mode", service.socket_mode))
                 if on
             ]
-            modes = f"Slack over {' + '.join(slack)}, admin"
-        err.print(f"ragbot is listening on http://{host}:{port} ({modes}); admin app: http://{host}:{port}/admin/")
+            modes = f"Slack over {' + '.join(slack)}" + (", admin" if service.admin else ", no admin")
+        admin_at = f"; admin app: http://{host}:{port}/admin/" if service.admin else ""
+        err.print(f"ragbot is listening on http://{host}:{port} ({modes}){admin_at}")
         server.run()
     finally:
         service.close()
@@ -64,9 +76,9 @@ def admin_serve(host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help
     import uvicorn
 
     from bot.app import open_components
-    from bot.app.web import build_admin, create_http_app
+    from bot.app.web import build_admin, create_http_app, server_config
 
     with open_components() as parts:
         http = create_http_app(None, build_admin(parts))
         err.print(f"ragbot admin is listening on http://{host}:{port}/admin/")
-        uvicorn.run(http, host=host, port=port, log_level="warning")
+        uvicorn.Server(server_config(http, host, port, parts.settings)).run()

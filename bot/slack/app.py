@@ -39,10 +39,23 @@ def web_client(token: str, base_url: str) -> WebClient:
 
 def ignore_bot_messages(body: dict[str, Any], next: Any) -> BoltResponse | None:
     """Other bots' messages (and our own, which Bolt also drops) get a 200 and nothing else."""
-    event = body.get("event") or {}
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return next()
     if event.get("bot_id") or event.get("subtype") == "bot_message" or event.get("bot_profile"):
         return BoltResponse(status=200, body="")
     return next()
+
+
+def refuse_unreadable(error: Exception, response: BoltResponse | None) -> BoltResponse | None:
+    """Bolt's middleware and matchers read Slack's payload shapes as given (`actions[0]`, `view["type"]`); a
+    signed payload of another shape gets a 400 and a warning instead of Bolt's 500. A listener that fails after
+    its ack (`response` is None: Slack has its 200) is a bug of ours and is logged with its traceback."""
+    if response is None:
+        log.error("A Slack listener failed after its ack", exc_info=error)
+        return None
+    log.warning("Refused a Slack request its handlers could not read: %s: %s", type(error).__name__, error)
+    return BoltResponse(status=400, body="")
 
 
 def build_slack_app(
@@ -72,6 +85,7 @@ def build_slack_app(
             "that the app is installed to the workspace, and SLACK_API_URL."
         ) from exc
     app.middleware(ignore_bot_messages)
+    app.error(refuse_unreadable)
     listeners: SlackListeners
     pool = AnswerWorkers(
         sessions, lambda job: listeners.answer_job(job), lambda job: listeners.give_up(job), workers, lease_s=lease_s

@@ -17,6 +17,7 @@ ACTION_HELPFUL = "ragbot_feedback_up"
 ACTION_NOT_HELPFUL = "ragbot_feedback_down"
 ACTION_SHARE = "ragbot_share"
 COMMENT_MODAL = "ragbot_feedback_comment"
+COMMENT_MAX_CHARS = 2000
 
 _MD_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
 _MD_BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -191,8 +192,9 @@ def shared_answer_blocks(view: AnswerView, user: str, question: str) -> list[dic
 
 
 def answer_text(view: AnswerView) -> str:
-    """Plain fallback text (notifications, screen readers)."""
-    return view.answer[:SECTION_LIMIT]
+    """The fallback text (notifications, screen readers), escaped like the blocks: Slack reads `<!channel>`,
+    `<@U...>` and `<https://...|...>` in it too, and documents must not mention or link anyone through it."""
+    return escape(view.answer[:SECTION_LIMIT])
 
 
 def thanks_block(user: str, value: int) -> dict[str, Any]:
@@ -219,7 +221,12 @@ def comment_modal(feedback_id: int) -> dict[str, Any]:
                 "block_id": "comment",
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Tell the team what the answer missed (optional)"},
-                "element": {"type": "plain_text_input", "action_id": "text", "multiline": True, "max_length": 2000},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "text",
+                    "multiline": True,
+                    "max_length": COMMENT_MAX_CHARS,
+                },
             }
         ],
     }

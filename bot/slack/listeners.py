@@ -3,10 +3,12 @@ transaction (exactly-once), then wake a worker. Answering never runs on a reques
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -21,7 +23,60 @@ from bot.slack.worker import AnswerWorkers, Outcome
 
 log = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+_DIGITS = re.compile(r"[0-9]{1,19}")
 WORKING_REACTION = "eyes"
+MAX_ROW_ID = 2**63 - 1  # the databases' BIGINT: a larger id fails inside the driver, not as "not found"
+
+
+class BadPayload(ValueError):
+    """A signed payload without the values our own messages and modals put there: ignored with a warning."""
+
+
+def field(body: Any, *path: str | int) -> Any:
+    """`body[path[0]][path[1]]...`, or `BadPayload` naming the path where the payload is not shaped so."""
+    value = body
+    for key in path:
+        if isinstance(key, int):
+            ok = isinstance(value, list) and 0 <= key < len(value)
+        else:
+            ok = isinstance(value, dict) and key in value
+        if not ok:
+            raise BadPayload(f"no {'.'.join(map(str, path))}")
+        value = value[key]
+    return value
+
+
+def text_field(body: Any, *path: str | int) -> str:
+    """A non-empty string at `path` (an id, a ts, a trigger), else `BadPayload`."""
+    value = field(body, *path)
+    if not isinstance(value, str) or not value:
+        raise BadPayload(f"{'.'.join(map(str, path))} is not a string")
+    return value
+
+
+def row_id(value: Any, what: str) -> int:
+    """A database id carried in a payload (a button's value, a modal's metadata): 1 to 2^63 - 1."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ROW_ID:
+        raise BadPayload(f"{what} is not an id")
+    return value
+
+
+def after_ack(listener: Callable[..., None]) -> Callable[..., None]:
+    """A listener acks first; what fails after that is logged here. Left to Bolt, a failure racing the ack can
+    turn the 200 Slack is owed into a 500. A `BadPayload` is someone else's mistake: a warning, no traceback."""
+
+    @functools.wraps(listener)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            listener(*args, **kwargs)
+        except BadPayload as exc:
+            log.warning("Ignored a Slack payload for %s: %s", listener.__name__, exc)
+        except Exception:
+            log.exception("The Slack listener %s failed after its ack", listener.__name__)
+
+    return run
 
 
 def question_text(text: str) -> str:
@@ -67,13 +122,13 @@ class SlackListeners:
         self.metrics = metrics
 
     def register(self, app: App, slash_command: str) -> None:
-        app.event("app_mention")(self.on_mention)
-        app.event("message")(self.on_message)
-        app.command(slash_command)(self.on_command)
-        app.action(blocks.ACTION_HELPFUL)(self.on_helpful)
-        app.action(blocks.ACTION_NOT_HELPFUL)(self.on_not_helpful)
-        app.action(blocks.ACTION_SHARE)(self.on_share)
-        app.view(blocks.COMMENT_MODAL)(self.on_comment)
+        app.event("app_mention")(after_ack(self.on_mention))
+        app.event("message")(after_ack(self.on_message))
+        app.command(slash_command)(self.on_command)  # its ack carries the reply: it catches its own failures
+        app.action(blocks.ACTION_HELPFUL)(after_ack(self.on_helpful))
+        app.action(blocks.ACTION_NOT_HELPFUL)(after_ack(self.on_not_helpful))
+        app.action(blocks.ACTION_SHARE)(after_ack(self.on_share))
+        app.view(blocks.COMMENT_MODAL)(after_ack(self.on_comment))
 
     # -- questions ---------------------------------------------------------------------------------
     def on_mention(self, body: dict[str, Any], event: dict[str, Any], client: WebClient, ack: Ack) -> None:
@@ -87,17 +142,19 @@ class SlackListeners:
         if event.get("subtype") not in (None, "file_share", "thread_broadcast"):
             return  # edits, deletions, joins...
         is_dm = event.get("channel_type") == "im"
-        mentions_bot = bool(context.bot_user_id) and f"<@{context.bot_user_id}" in (event.get("text") or "")
+        text = event.get("text")
+        mentions_bot = bool(context.bot_user_id) and isinstance(text, str) and f"<@{context.bot_user_id}" in text
         if is_dm or mentions_bot:  # a channel mention also arrives as app_mention: the claim keeps one
             self._take_question(body, event, client)
 
     def _take_question(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
-        channel, ts = event["channel"], event["ts"]
-        thread_ts = event.get("thread_ts") or ts
-        question = question_text(event.get("text", ""))
+        channel, ts = text_field(event, "channel"), text_field(event, "ts")
+        thread_ts = _optional_text(event.get("thread_ts")) or ts
+        question = question_text(_optional_text(event.get("text")) or "")
+        user = _optional_text(event.get("user"))
         try:
             with self.sessions.begin() as session:
-                if not store.claim_slack_event(session, channel, ts, body.get("event_id")):
+                if not store.claim_slack_event(session, channel, ts, _optional_text(body.get("event_id"))):
                     self.metrics.events.labels(kind="mention", outcome="duplicate").inc()
                     return  # a retry, the same mention as another event type, or another bot process got it
                 if question:
@@ -108,7 +165,7 @@ class SlackListeners:
                         channel=channel,
                         ts=ts,
                         thread_ts=thread_ts,
-                        user=event.get("user"),
+                        user=user,
                     )
                     position = max(0, store.open_jobs(session) - self.workers.workers)
         except Exception as exc:  # the database is down: say so rather than go quiet
@@ -127,7 +184,6 @@ class SlackListeners:
             return
         self._react(client, channel, ts, "reactions_add")
         self.workers.wake()
-        user = event.get("user")
         if position and user:
             client.chat_postEphemeral(
                 channel=channel,
@@ -197,10 +253,15 @@ class SlackListeners:
 
     # -- slash command -----------------------------------------------------------------------------
     def on_command(self, command: dict[str, Any], ack: Ack) -> None:
-        question = " ".join((command.get("text") or "").split())
+        question = " ".join((_optional_text(command.get("text")) or "").split())
         if not question:
             self.metrics.events.labels(kind="command", outcome="empty").inc()
-            ack(text=f"Usage: {command.get('command', '/ask')} your question")
+            ack(text=f"Usage: {blocks.escape(_optional_text(command.get('command')) or '/ask')} your question")
+            return
+        response_url = _optional_text(command.get("response_url"))
+        if response_url is None:
+            log.warning("Ignored a slash command without a response_url")
+            ack()
             return
         try:
             with self.sessions.begin() as session:
@@ -208,9 +269,9 @@ class SlackListeners:
                     session,
                     kind="command",
                     question=question,
-                    channel=command.get("channel_id"),
-                    user=command.get("user_id"),
-                    response_url=command.get("response_url"),
+                    channel=_optional_text(command.get("channel_id")),
+                    user=_optional_text(command.get("user_id")),
+                    response_url=response_url,
                 )
                 position = max(0, store.open_jobs(session) - self.workers.workers)
         except Exception as exc:
@@ -221,7 +282,7 @@ class SlackListeners:
             return
         self.metrics.events.labels(kind="command", outcome="queued").inc()
         self.workers.wake()
-        searching = f"Searching the knowledge base for: {question}"
+        searching = f"Searching the knowledge base for: {blocks.escape(question)}"
         if position:
             searching += f"\nI'm busy answering other questions; yours is queued (number {position} in line)."
         ack(response_type="ephemeral", text=searching)
@@ -252,15 +313,15 @@ class SlackListeners:
 
     def on_share(self, body: dict[str, Any], ack: Ack, client: WebClient, respond: Respond) -> None:
         ack()
-        ranking_id = int(body["actions"][0]["value"])
-        channel = body["channel"]["id"]
+        ranking_id = row_id(field(body, "actions", 0, "value"), "the shared ranking")
+        channel, user = text_field(body, "channel", "id"), text_field(body, "user", "id")
+        text_field(body, "response_url")  # `respond` answers there: the ephemeral answer is deleted once shared
         with self.sessions() as session:
             ranking = session.get(store.RankingLog, ranking_id)
             view = blocks.AnswerView.from_log(ranking) if ranking else None
         if view is None:
             respond(response_type="ephemeral", replace_original=False, text="That answer is no longer available.")
             return
-        user = body["user"]["id"]
         try:
             client.chat_postMessage(
                 channel=channel,
@@ -285,35 +346,54 @@ class SlackListeners:
 
     def on_not_helpful(self, body: dict[str, Any], ack: Ack, client: WebClient) -> None:
         ack()
+        trigger_id = _optional_text(body.get("trigger_id"))  # checked first: no vote without its modal
+        if trigger_id is None:
+            raise BadPayload("no trigger_id")
         feedback_id = self._vote(body, client, -1)
         if feedback_id is not None:
-            client.views_open(trigger_id=body["trigger_id"], view=blocks.comment_modal(feedback_id))
+            client.views_open(trigger_id=trigger_id, view=blocks.comment_modal(feedback_id))
 
     def _vote(self, body: dict[str, Any], client: WebClient, value: int) -> int | None:
-        ranking_id = int(body["actions"][0]["value"])
-        user = body["user"]["id"]
+        ranking_id = row_id(field(body, "actions", 0, "value"), "the voted ranking")
+        user = text_field(body, "user", "id")
         with self.sessions.begin() as session:
             if store.user_feedback(session, ranking_id, user) is not None:
                 return None  # a double click, or a second delivery of the same press
+            if session.get(store.RankingLog, ranking_id) is None:
+                raise BadPayload(f"no ranking {ranking_id}")
             feedback_id = store.add_feedback(session, ranking_id, value, user=user).id
         self.metrics.feedback.labels(vote="helpful" if value > 0 else "not_helpful").inc()
-        message = body.get("message") or {}
-        if message.get("ts") and body.get("channel"):
-            client.chat_update(
-                channel=body["channel"]["id"],
-                ts=message["ts"],
-                text=message.get("text", ""),
-                blocks=blocks.replace_feedback_buttons(message.get("blocks") or [], user, value),
-            )
+        message, channel = body.get("message"), body.get("channel")
+        if isinstance(message, dict) and isinstance(channel, dict):
+            ts, channel_id, shown = message.get("ts"), channel.get("id"), message.get("blocks")
+            if isinstance(ts, str) and isinstance(channel_id, str) and isinstance(shown, list):
+                client.chat_update(
+                    channel=channel_id,
+                    ts=ts,
+                    text=_optional_text(message.get("text")) or "",
+                    blocks=blocks.replace_feedback_buttons([b for b in shown if isinstance(b, dict)], user, value),
+                )
         return feedback_id
 
-    def on_comment(self, ack: Ack, view: dict[str, Any]) -> None:
+    def on_comment(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         ack()
-        feedback_id = int(json.loads(view.get("private_metadata") or "{}").get("feedback_id", 0))
-        value = view.get("state", {}).get("values", {}).get("comment", {}).get("text", {}).get("value")
-        if feedback_id and value and value.strip():
-            with self.sessions.begin() as session:
-                store.set_feedback_comment(session, feedback_id, value.strip())
+        try:
+            metadata = json.loads(text_field(view, "private_metadata"))
+        except (ValueError, RecursionError) as exc:
+            raise BadPayload("private_metadata is not JSON") from exc
+        feedback_id = row_id(field(metadata, "feedback_id"), "the commented feedback")
+        user = text_field(body, "user", "id")
+        try:
+            comment = _optional_text(field(view, "state", "values", "comment", "text", "value"))
+        except BadPayload:
+            comment = None
+        if not comment or not comment.strip():
+            return  # the comment is optional
+        with self.sessions.begin() as session:
+            feedback = session.get(store.Feedback, feedback_id)
+            if feedback is None or feedback.user != user:
+                raise BadPayload(f"feedback {feedback_id} is not {user}'s")
+            store.set_feedback_comment(session, feedback_id, comment.strip()[: blocks.COMMENT_MAX_CHARS])
 
     # -- helpers -----------------------------------------------------------------------------------
     @staticmethod
@@ -330,3 +410,8 @@ class SlackListeners:
             client.chat_postMessage(**kwargs)
         except Exception:
             log.exception("Could not tell the user about a failure")
+
+
+def _optional_text(value: Any) -> str | None:
+    """A payload's optional string (a thread ts, a user id, a message's text); anything else counts as absent."""
+    return value if isinstance(value, str) and value else None

@@ -8,6 +8,7 @@ from bot.slack.blocks import (
     SECTION_LIMIT,
     AnswerView,
     answer_blocks,
+    answer_text,
     replace_feedback_buttons,
     split_text,
     to_mrkdwn,
@@ -71,3 +72,17 @@ def test_feedback_buttons_are_replaced_by_a_thank_you() -> None:
     blocks = replace_feedback_buttons(answer_blocks(view("x [1]")), "U1", -1)
     assert not any(b["type"] == "actions" for b in blocks)
     assert blocks[-1]["elements"][0]["text"] == "👎 Thanks for the feedback, <@U1>!"
+
+
+def test_the_text_fallback_is_escaped_like_the_blocks() -> None:
+    """Slack turns `<!channel>`, `<@U...>` and `<url|label>` into mentions and links in `text` too."""
+    hostile = "Read this <!channel> <!here> <@U0BOSS> & <https://evil.example/login|the SSO guide> [1]"
+    text = answer_text(view(hostile))
+    assert "<" not in text and ">" not in text
+    assert text == (
+        "Read this &lt;!channel&gt; &lt;!here&gt; &lt;@U0BOSS&gt; &amp; "
+        "&lt;https://evil.example/login|the SSO guide&gt; [1]"
+    )
+    section = answer_blocks(view(hostile))[0]["text"]["text"]
+    assert section == text  # the same escaping as the blocks
+    assert len(answer_text(view("<" * 10_000))) == 4 * SECTION_LIMIT  # cut first, then escaped: no half entity
