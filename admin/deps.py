@@ -78,4 +78,4 @@ def require_roles(*roles: str):
 
 
 # A row id in a URL: a positive 64-bit integer, so a larger number is a 422 rather than an overflow in the driver.
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+RowId = Annotated[int, Path(ge=1, le=store.MAX_ROW_ID)]

@@ -15,13 +15,14 @@ process, and what the server answered:
 
     python bench/abuse_memory.py                      # before (the default ref) and after
     python bench/abuse_memory.py --before none        # this checkout only
-    python bench/abuse_memory.py --slack-mb 100 --rerank-mb 10 --logins 100
+    python bench/abuse_memory.py --slack-mb 100 --rerank-mb 10 --logins 100 --json rows.json
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -33,7 +34,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +45,7 @@ from slack_load import SlackStandIn  # noqa: E402
 BEFORE_REF = "6b2f5be"  # main before issue 13 (bounded input, sign-in that holds, rerank auth)
 RERANK_KEY = "bench-rerank-key-0123456789abcdef"
 MB = 1024 * 1024
+EARLY = " (before the whole body was sent)"
 
 
 def free_port() -> int:
@@ -88,7 +89,19 @@ def send_raw(port: int, path: str, headers: dict[str, str], chunks: Iterator[byt
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     if chunked:
         head += "Transfer-Encoding: chunked\r\n"
+    replies: list[str] = []
+
+    def read_reply() -> None:
+        # Read while the body is still going out: a server that answers early and closes with unread data left
+        # resets the connection, and a reply read only after sending could be lost to that reset.
+        try:
+            replies.append(sock.recv(4096).decode("latin-1").split("\r\n", 1)[0] or "closed without a reply")
+        except OSError as exc:
+            replies.append(f"connection {type(exc).__name__}")
+
+    reader = threading.Thread(target=read_reply, daemon=True)
     sock.sendall((head + "\r\n").encode())
+    reader.start()
     sent_all = True
     try:
         for chunk in chunks:
@@ -97,13 +110,10 @@ def send_raw(port: int, path: str, headers: dict[str, str], chunks: Iterator[byt
             sock.sendall(b"0\r\n\r\n")
     except OSError:
         sent_all = False  # the server answered and closed before the body was through
-    try:
-        reply = sock.recv(4096).decode("latin-1").split("\r\n", 1)[0]
-    except OSError as exc:
-        reply = f"connection {type(exc).__name__}"
-    finally:
-        sock.close()
-    return (reply or "closed without a reply") + ("" if sent_all else " (before the whole body was sent)")
+    reader.join(120)
+    sock.close()
+    reply = replies[0] if replies else "no reply within 120 s"
+    return reply + ("" if sent_all else EARLY)
 
 
 def repeated(total: int, piece: bytes = b"a" * MB) -> Iterator[bytes]:
@@ -113,7 +123,7 @@ def repeated(total: int, piece: bytes = b"a" * MB) -> Iterator[bytes]:
         left -= len(piece)
 
 
-@dataclass
+@dataclasses.dataclass
 class Row:
     tree: str
     process: str
@@ -134,10 +144,16 @@ def measure(tree: str, process: str, scenario: str, pid: int, run: Callable[[], 
     seconds = time.perf_counter() - started
     time.sleep(1.0)
     peak, now = kib(pid, "VmHWM"), kib(pid, "VmRSS")
-    counted: dict[str, int] = {}
+    counted: dict[str, list[int]] = {}  # reply -> [how many, how many of those before the body was through]
     for answer in answers:
-        counted[answer] = counted.get(answer, 0) + 1
-    summary = "; ".join(f"{n}x {a}" for a, n in counted.items())
+        reply = answer.removesuffix(EARLY)
+        tally = counted.setdefault(reply, [0, 0])
+        tally[0] += 1
+        tally[1] += answer.endswith(EARLY)
+    summary = "; ".join(
+        f"{n}x {reply}" + (f" ({early} of them {EARLY.strip(' ()')})" if early else "")
+        for reply, (n, early) in counted.items()
+    )
     return Row(tree, process, scenario, idle / 1024, (peak - idle) / 1024, (now - idle) / 1024, seconds, summary)
 
 
@@ -310,6 +326,7 @@ def main() -> None:
     parser.add_argument("--slack-mb", type=int, default=200, help="size of each oversized Slack body")
     parser.add_argument("--rerank-mb", type=int, default=20, help="size of the oversized rerank document")
     parser.add_argument("--logins", type=int, default=200, help="sign-in requests with a 1 MB name")
+    parser.add_argument("--json", type=Path, help="also write the rows to this file as JSON")
     args = parser.parse_args()
 
     from rerank.random_checkpoint import build_random_checkpoint
@@ -331,6 +348,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps([dataclasses.asdict(row) for row in rows], indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from store.logins import (
     start_admin_session,
 )
 from store.models import (
+    MAX_ROW_ID,
     USER_ROLES,
     AdminSession,
     AnswerJob,
@@ -46,6 +47,7 @@ from store.queries import (
 from store.retention import PurgeCounts, count_older_than, purge_older_than
 
 __all__ = [
+    "MAX_ROW_ID",
     "USER_ROLES",
     "AdminSession",
     "AnswerJob",

@@ -46,6 +46,9 @@ DEFAULT_PRESET_INSTRUCTION = (
 )
 
 RANKING_STATUSES = ("ok", "no_answer", "error")
+# The largest id the databases' integer keys hold: a larger one from a URL or a Slack payload would fail inside
+# the driver, so it is refused (or "not found") before any query.
+MAX_ROW_ID = 2**63 - 1
 # How a preset retrieves when it names no mode (the modes themselves: retrieval.RETRIEVAL_MODES).
 DEFAULT_RETRIEVAL_MODE = "hybrid"
 

@@ -16,7 +16,6 @@ from admin.templating import render
 router = APIRouter()
 reviewers = require_roles("admin", "reviewer")
 LABEL_VALUES = {"1": True, "0": False, "clear": None}
-MAX_ROW_ID = 2**63 - 1  # a larger candidate id would overflow the database driver
 
 
 def _filters(request: Request) -> rankings.RankingFilter:
@@ -92,7 +91,7 @@ def ranking_label(
 ) -> Response:
     if session.get(store.RankingLog, ranking_id) is None:
         raise HTTPException(status_code=404, detail=f"No ranking with id {ranking_id}.")
-    if relevant not in LABEL_VALUES or not candidate_id.isdigit() or int(candidate_id) > MAX_ROW_ID:
+    if relevant not in LABEL_VALUES or not candidate_id.isdigit() or int(candidate_id) > store.MAX_ROW_ID:
         raise HTTPException(status_code=400, detail="Send candidate_id and relevant=1, 0 or clear.")
     try:
         rankings.set_label(session, int(candidate_id), user.name, LABEL_VALUES[relevant], ranking_id=ranking_id)

@@ -62,12 +62,20 @@ def load_reranker(settings: Settings) -> Reranker:
     return load_engine(settings)
 
 
+# How many forward passes' worth of tokens may wait in the rerank server's queue (a request alone is always taken).
+QUEUED_BATCHES = 64
+
+
 def rerank_batcher_factory(settings: Settings) -> Callable[[], DynamicBatcher]:
     """What `ragbot rerank-server` serves: the configured engine behind a dynamic batcher (loaded on call)."""
 
     def factory() -> DynamicBatcher:
         return DynamicBatcher(
-            load_engine(settings), max_wait_ms=settings.rerank_batch_wait_ms, max_queue=settings.rerank_queue_size
+            load_engine(settings),
+            max_wait_ms=settings.rerank_batch_wait_ms,
+            max_queue=settings.rerank_queue_size,
+            # Waiting requests hold their token ids: bounded in tokens too, not only in requests.
+            max_queue_tokens=QUEUED_BATCHES * settings.rerank_batch_tokens,
         )
 
     return factory

@@ -9,6 +9,8 @@ import typer
 
 from bot.cli.console import err
 
+MIN_API_KEY_CHARS = 32  # in production: a key short enough to guess is no key
+
 
 def is_loopback(host: str) -> bool:
     """Whether `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
@@ -40,6 +42,12 @@ def rerank_server(
             err.print(
                 "[red]Error:[/] RERANK_SERVER_API_KEY is not set: in production the rerank server refuses to start "
                 "without it (clients send it as RERANK_API_KEY)."
+            )
+            raise typer.Exit(1)
+        if api_key is not None and len(api_key) < MIN_API_KEY_CHARS and s.ragbot_env == "production":
+            err.print(
+                f"[red]Error:[/] RERANK_SERVER_API_KEY is {len(api_key)} characters long: in production use at "
+                f"least {MIN_API_KEY_CHARS} (python -c 'import secrets; print(secrets.token_urlsafe(32))')."
             )
             raise typer.Exit(1)
         if api_key is None and not is_loopback(host):

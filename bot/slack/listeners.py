@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 WORKING_REACTION = "eyes"
-MAX_ROW_ID = 2**63 - 1  # the databases' BIGINT: a larger id fails inside the driver, not as "not found"
 
 
 class BadPayload(ValueError):
@@ -58,7 +57,7 @@ def row_id(value: Any, what: str) -> int:
     """A database id carried in a payload (a button's value, a modal's metadata): 1 to 2^63 - 1."""
     if isinstance(value, str) and _DIGITS.fullmatch(value):
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ROW_ID:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= store.MAX_ROW_ID:
         raise BadPayload(f"{what} is not an id")
     return value
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 import store
+from redact import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,10 @@ class AnswerWorkers:
 
     def _finish(self, job: store.AnswerJob, state: str, **fields: object) -> None:
         """Mark the job done. While the database is away, keep trying (the job stays this worker's, its lease
-        renewed once the database is back), so an answer already posted is not given again."""
+        renewed once the database is back), so an answer already posted is not given again. The error kept with
+        the job is masked: an exception's text may carry a configured URL's credentials."""
+        if isinstance(fields.get("error"), str):
+            fields["error"] = mask_secrets(fields["error"])
         wait = 0.5
         while True:
             try:

@@ -33,7 +33,7 @@ from rerank.qwen3 import Qwen3Reranker, effective_instruction, format_body
 from rerank.truncation import char_budget
 from tests.rerank.test_server import QUERY, RunningRerankServer, serve
 
-KEY = "test-rerank-key-5f0c2a9e"
+KEY = "test-rerank-key-5f0c2a9e-7d41b8c3e6a9"
 MB = 1024 * 1024
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -361,9 +361,9 @@ def ragbot(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[
     )
 
 
-def test_production_refuses_to_start_without_a_key(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_production_refuses_to_start_without_a_long_enough_key(tiny_checkpoint: Path, tmp_path: Path) -> None:
     port = free_port()
-    for key in (None, "   "):
+    for key in (None, "   ", "short-key"):
         extra = {"RAGBOT_ENV": "production"} | ({"RERANK_SERVER_API_KEY": key} if key is not None else {})
         process = ragbot(["--port", str(port)], server_env(tiny_checkpoint, **extra), tmp_path)
         out, _ = process.communicate(timeout=120)
