@@ -25,9 +25,14 @@ USERS = {
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    yield from seeded_sessions(f"sqlite:///{tmp_path / 'admin.db'}")
+
+
+def seeded_sessions(url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database at `url` holding USERS (each with PASSWORD), for as long as the caller iterates."""
     from admin.users import create_user
 
-    engine = store.make_engine(f"sqlite:///{tmp_path / 'admin.db'}")
+    engine = store.make_engine(url)
     store.upgrade_database(engine)
     factory = store.session_factory(engine)
     with factory.begin() as session:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import store
 from admin.security import SignInThrottle
 from store.models import utcnow
-from tests.admin.conftest import PASSWORD, USERS, AdminClient, csrf_from
+from tests.admin.conftest import PASSWORD, AdminClient, csrf_from, seeded_sessions
 from tests.store.conftest import db_url, postgres_admin  # noqa: F401  (fixtures: every test on SQLite and PostgreSQL)
 
 KEY = "k" * 48  # a production-worthy ADMIN_SECRET_KEY for these apps
@@ -48,16 +48,7 @@ class Clock:
 
 @pytest.fixture
 def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:  # noqa: F811  (overrides the SQLite-only one)
-    from admin.users import create_user
-
-    engine = store.make_engine(db_url)
-    store.upgrade_database(engine)
-    factory = store.session_factory(engine)
-    with factory.begin() as session:
-        for name, (role, team) in USERS.items():
-            create_user(session, name, PASSWORD, role, team)
-    yield factory
-    engine.dispose()
+    yield from seeded_sessions(db_url)
 
 
 @pytest.fixture
