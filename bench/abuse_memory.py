@@ -315,7 +315,7 @@ def print_table(rows: list[Row]) -> None:
         if r.tree == "after" and (r.process, r.scenario) in before
     ]
     if ratios:
-        print("\npeak growth, before / after (same machine, same run):")
+        print("\npeak growth over idle, before / after (same machine, same run; the ratio floors 'after' at 1 MiB):")
         for process, scenario, old, new in ratios:
             print(f"  {process:<14} {scenario:<17} {old:8.1f} MiB / {new:6.1f} MiB = {old / max(new, 1.0):6.1f}x")
 
