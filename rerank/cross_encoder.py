@@ -195,7 +195,7 @@ class CrossEncoderReranker:
         """Characters of a document worth tokenizing: past `char_budget(max_length)` a pair is truncated
         anyway, and the tokenizer would read the whole document first (None: no length limit or no vocabulary
         to bound a token by, documents are passed whole)."""
-        limit = self.max_length or getattr(self._model, "max_length", None)
+        limit = self.max_length or getattr(self._model, "max_seq_length", None)
         tokenizer = getattr(self._model, "tokenizer", None)
         if not limit or tokenizer is None or not callable(getattr(tokenizer, "get_vocab", None)):
             return None
