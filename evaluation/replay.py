@@ -10,21 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 import store
-from evaluation.dataset import EvalItem, EvalSetError
+from evaluation.dataset import EvalItem
 from evaluation.metrics import question_metrics
 from evaluation.runner import ConfigRanking, EvalConfig, QuestionRun, rank_candidates
 from rerank import Reranker
 from retrieval import Candidate
 
 AS_ANSWERED = "as answered (logged rerank)"
-
-
-def parse_since(text: str) -> timedelta:
-    """`7d`, `12h`, `30m` -> a time span."""
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise EvalSetError(f"--since takes a span like 7d, 12h or 30m, not {text!r}")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
 
 
 def logged_runs(

@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from bot.cli.console import err, out, progress_bar
+from bot.cli.spans import parse_span
 from retrieval.index import RETRIEVAL_MODES
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def eval_command(
     report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
     from_logs: Annotated[bool, typer.Option("--from-logs", help="Replay labeled questions from the log")] = False,
-    since: Annotated[str, typer.Option(help="With --from-logs: how far back, e.g. 7d, 12h")] = "7d",
+    since: Annotated[str, typer.Option(help="With --from-logs: how far back, e.g. 7d, 12h, 2w")] = "7d",
 ) -> None:
     """Measure retrieval and reranking on labeled questions; compare presets or instructions."""
     from bot.answering import RerankerUnavailableError
@@ -44,6 +45,7 @@ def eval_command(
     from evaluation.plan import NamedInstruction, conclude, configurations
     from evaluation.report import render_html
 
+    span = parse_span(since, "--since")  # before anything loads: a typo is said at once
     if (eval_set is None) == (not from_logs):
         raise EvalSetError("Give an evaluation set (ragbot eval SET.jsonl) or --from-logs, not both or neither.")
     items = load_eval_set(eval_set) if eval_set is not None else []
@@ -68,13 +70,11 @@ def eval_command(
         mode = retrieval.value if retrieval else default.retrieval_mode
         with progress_bar("[bold]Evaluating") as progress:
             if from_logs:
-                from evaluation.replay import logged_runs, parse_since
+                from evaluation.replay import logged_runs
 
                 task = progress.add_task("eval", total=None)
                 with parts.sessions() as session:
-                    runs = logged_runs(
-                        session, parse_since(since), reranker, configs, lambda n: progress.update(task, completed=n)
-                    )
+                    runs = logged_runs(session, span, reranker, configs, lambda n: progress.update(task, completed=n))
                 if not runs:
                     raise EvalSetError(f"No labeled rankings in the last {since}: label candidates in the admin app.")
             else:

@@ -3,30 +3,15 @@ finished answer jobs, Slack events), the same purge `ragbot serve` runs on its o
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli.console import out
+from bot.cli.spans import parse_span
 
 if TYPE_CHECKING:
     from store import PurgeCounts
-
-_SPAN = re.compile(r"(\d{1,6})([hdw])")
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_span(text: str) -> timedelta:
-    """`90d`, `36h`, `12w` -> a time span of at least an hour; typer.BadParameter says what is accepted."""
-    match = _SPAN.fullmatch(text.strip().lower())
-    if match is None or int(match[1]) == 0:
-        raise typer.BadParameter(
-            f"{text!r} is not a span: give a number and a unit, e.g. 90d (days), 36h or 12w.",
-            param_hint="'--older-than'",
-        )
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 def describe(counts: PurgeCounts) -> str:
@@ -49,7 +34,9 @@ def purge(
     from bot.app import open_components
     from store.models import utcnow
 
-    cutoff = utcnow() - parse_span(older_than)  # before opening anything: bad input is said at once
+    cutoff = utcnow() - parse_span(
+        older_than, "--older-than", units="hdw"
+    )  # before opening anything: bad input is said at once
     when = f"older than {older_than.strip()} (before {cutoff:%Y-%m-%d %H:%M} UTC)"
     with open_components() as parts:
         if dry_run:

@@ -80,6 +80,12 @@ def test_replay_from_logs_reranks_labeled_questions(env: Path, capsys, component
     assert data["configurations"][0]["recall"] == 1.0
 
 
+@pytest.mark.parametrize("since", ["7", "1y", "0d", "seven days"])
+def test_a_since_that_is_not_a_span_is_said_before_anything_loads(capsys, since: str) -> None:
+    code, _, err = run_cli(capsys, "eval", "--from-logs", "--since", since)
+    assert code == 2 and "--since" in err and "e.g. 90d" in " ".join(err.split())
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
