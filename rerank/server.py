@@ -253,8 +253,10 @@ def create_rerank_app(
         # Everything a stranger can make cheap comes first: the key, readiness, then the body within its limit.
         _check_api_key(request, api_key)
         service.check_ready()
-        payload = _parse_json(await _read_body(request, limits.max_body_bytes))
-        req = parse_rerank_request(payload, limits)
+        body = await _read_body(request, limits.max_body_bytes)
+        # Parsing and validating a body of up to max_body_bytes takes a while: off the event loop, so other
+        # requests are read and answered meanwhile.
+        req = await run_in_threadpool(lambda: parse_rerank_request(_parse_json(body), limits))
         return JSONResponse((await service.rerank(req)).to_json())
 
     api.add_api_route("/v1/rerank", rerank, methods=["POST"])
