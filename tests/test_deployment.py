@@ -96,7 +96,7 @@ def test_long_running_services_restart_and_are_health_checked(name: str) -> None
     assert service["restart"] == "unless-stopped"
     test = service["healthcheck"]["test"]
     assert "curl" not in " ".join(test) and "wget" not in " ".join(test)  # neither is in the images
-    if name in ("ragbot", "reranker"):
+    if name in ("ragbot", "reranker", "admin"):
         assert test[:3] == ["CMD", "python", "-c"] and "/readyz" in test[3]
 
 

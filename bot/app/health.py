@@ -16,6 +16,12 @@ def readiness(parts: Components) -> dict[str, str]:
     return {"database": _database(parts), "index": _index(parts), "reranker": _reranker(parts)}
 
 
+def admin_readiness(parts: Components) -> dict[str, str]:
+    """`{"database": "ok"}` or what is wrong: the admin app needs only the database to serve its pages (models
+    load when the playground first needs them)."""
+    return {"database": _database(parts)}
+
+
 def _database(parts: Components) -> str:
     try:
         with parts.engine.connect() as connection:

@@ -73,12 +73,15 @@ def run_server(parts: Components, host: str, port: int, *, admin: bool = True) -
 
 def admin_serve(host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help="Port to listen on")] = 8001) -> None:
     """Run the admin app on its own (for deployments that split it from the Slack bot)."""
+    from functools import partial
+
     import uvicorn
 
     from bot.app import open_components
+    from bot.app.health import admin_readiness
     from bot.app.web import build_admin, create_http_app, server_config
 
     with open_components() as parts:
-        http = create_http_app(None, build_admin(parts))
+        http = create_http_app(None, build_admin(parts), ready=partial(admin_readiness, parts))
         err.print(f"ragbot admin is listening on http://{host}:{port}/admin/")
         uvicorn.Server(server_config(http, host, port, parts.settings)).run()

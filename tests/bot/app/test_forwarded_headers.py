@@ -96,6 +96,9 @@ def login_redirect(client: httpx.Client) -> str:
 
 def test_without_forwarded_allow_ips_a_forged_x_forwarded_for_does_not_dodge_the_throttle(tmp_path: Path) -> None:
     with admin_serve(tmp_path, None) as client:
+        # the admin alone is ready once its database answers (what compose's health check asks)
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ok", "database": "ok"})
         # six wrong guesses, each claiming another address: counted as six from 127.0.0.1
         statuses = wrong_guesses(client, "admin", [f"203.0.113.{i}" for i in range(1, 7)])
         assert statuses[:5] == [401] * 5 and statuses[5] == 429, statuses
