@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import select
-import socket
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +19,7 @@ import store
 from admin.middleware import CONTENT_SECURITY_POLICY, MAX_BODY_BYTES, MAX_FORM_FIELDS
 from tests.admin.test_rankings import T0, seed
 from tests.browser.conftest import LiveServer
+from tests.raw_http import post_raw
 
 CSRF_OR_LOGIN = (401, 403)
 
@@ -49,19 +47,8 @@ def live_server(admin_app) -> Iterator[LiveServer]:
     server.stop()
 
 
-def _connect(server: LiveServer) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def _response_head(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
+def _port(server: LiveServer) -> int:
+    return int(server.url.rsplit(":", 1)[1])
 
 
 # -- bounded input ----------------------------------------------------------------------------------------------
@@ -88,39 +75,20 @@ def test_an_oversized_body_is_refused_before_csrf_or_sign_in(client, no_form_par
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_read(live_server) -> None:
-    with _connect(live_server) as sock:
-        sock.sendall(
-            b"POST /admin/presets/new HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n"
-        )
-        head = _response_head(sock)  # nothing of the billion bytes was sent
-    assert head.startswith(b"HTTP/1.1 413"), head
-    assert b"content-security-policy" in head.lower()
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "1000000000"}
+    reply = post_raw(_port(live_server), "/admin/presets/new", form)  # nothing of the billion bytes is sent
+    assert reply.status == 413, reply.head
+    assert b"content-security-policy" in reply.head.lower()
 
 
 def test_a_chunked_body_is_cut_off_at_the_limit(live_server) -> None:
     """The body never ends (no last chunk): a server that read it whole would never answer."""
     chunk = b"a=" + b"x" * (16 * 1024 - 2)
-    sent = 0
-    with _connect(live_server) as sock:
-        sock.sendall(
-            b"POST /admin/presets/new HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            readable, _, _ = select.select([sock], [], [], 0.02)
-            if readable:
-                break
-            if sent < 8 * MAX_BODY_BYTES:
-                try:
-                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                except OSError:  # the server closed the connection after answering
-                    break
-                sent += len(chunk)
-        head = _response_head(sock)
-    assert head.startswith(b"HTTP/1.1 413"), head
-    assert sent > MAX_BODY_BYTES
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    pieces = (chunk for _ in range(8 * MAX_BODY_BYTES // len(chunk)))
+    reply = post_raw(_port(live_server), "/admin/presets/new", form, pieces, chunked=True, finish=False, timeout=20)
+    assert reply.status == 413, reply.head
+    assert reply.sent > MAX_BODY_BYTES
 
 
 def test_admin_forms_at_their_limits_still_fit(as_user) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import pytest
 from rerank.protocol import RequestLimits
 from rerank.qwen3 import Qwen3Reranker, effective_instruction, format_body
 from rerank.truncation import char_budget
+from tests.raw_http import post_raw
 from tests.rerank.test_server import QUERY, RunningRerankServer, serve
 
 KEY = "test-rerank-key-5f0c2a9e-7d41b8c3e6a9"
@@ -104,38 +104,12 @@ def test_the_http_client_sends_its_key(keyed: RunningRerankServer) -> None:
         HttpReranker(keyed.url, api_key="wrong", max_retry_after=0).score(QUERY, ["a"])
 
 
-def raw_request(port: int, head: str, body_chunks: Iterator[bytes] = iter(()), timeout: float = 30) -> tuple[int, int]:
-    """Send `head` then `body_chunks` on a raw socket, stopping as soon as a response arrives. Returns the
-    response's status and the body bytes sent before it came."""
-    sent = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(head.encode("latin-1"))
-        for chunk in body_chunks:
-            if select.select([sock], [], [], 0)[0]:
-                break
-            try:
-                sock.sendall(chunk)
-            except OSError:  # the server closed the connection after answering
-                break
-            sent += len(chunk)
-        sock.settimeout(timeout)
-        data = b""
-        while b"\r\n" not in data:
-            more = sock.recv(65536)
-            if not more:
-                break
-            data += more
-    return int(data.split(b" ", 2)[1]), sent
-
-
 def test_the_key_is_checked_before_the_body_is_read(keyed: RunningRerankServer) -> None:
     """A stranger declaring a 100 MB body and sending none of it gets the 401 at once."""
     port = int(keyed.url.rsplit(":", 1)[1])
-    head = (
-        f"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {100 * MB}\r\n\r\n"
-    )
     started = time.monotonic()
-    status, _ = raw_request(port, head, timeout=10)
+    headers = {"Content-Type": "application/json", "Content-Length": str(100 * MB)}
+    status = post_raw(port, "/v1/rerank", headers, timeout=10).status
     assert status == 401 and time.monotonic() - started < 5
 
 
@@ -214,25 +188,20 @@ def test_malformed_nested_and_non_utf8_bodies_are_400(keyed: RunningRerankServer
 def test_body_over_the_limit_is_refused_while_it_streams(keyed: RunningRerankServer) -> None:
     limit = keyed.app.state.limits.max_body_bytes
     port = int(keyed.url.rsplit(":", 1)[1])
-    auth = f"Authorization: Bearer {KEY}\r\n"
     # declared too large: refused before a byte of body is read
-    head = f"POST /v1/rerank HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {limit + 1}\r\n\r\n"
-    assert raw_request(port, head, timeout=10)[0] == 413
+    declared = post_raw(port, "/v1/rerank", {**AUTH, "Content-Length": str(limit + 1)}, timeout=10)
+    assert declared.status == 413
     # chunked, no length: refused once `limit` bytes have come, long before the 20 MB are sent
     total = 20 * MB
 
-    def chunked(data: bytes) -> bytes:
-        return b"%x\r\n%s\r\n" % (len(data), data)
-
     def chunks() -> Iterator[bytes]:
-        yield chunked(b'{"query": "q", "documents": ["')
+        yield b'{"query": "q", "documents": ["'
         for _ in range(total // 65536):
-            yield chunked(b"x" * 65536)
+            yield b"x" * 65536
 
-    head = f"POST /v1/rerank HTTP/1.1\r\nHost: x\r\n{auth}Transfer-Encoding: chunked\r\n\r\n"
-    status, sent = raw_request(port, head, chunks())
-    assert status == 413
-    assert sent < total // 2, f"{sent} bytes sent before the 413 (limit {limit})"
+    streamed = post_raw(port, "/v1/rerank", AUTH, chunks(), chunked=True)
+    assert streamed.status == 413
+    assert streamed.sent < total // 2, f"{streamed.sent} bytes sent before the 413 (limit {limit})"
 
 
 # -- truncation ----------------------------------------------------------------------------------------------
