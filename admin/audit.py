@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,8 +20,9 @@ from store import AuditEntry
 PAGE_SIZE = 50
 
 
-class Action(StrEnum):
-    """What an entry records; the value is what the table stores."""
+class Action(str, Enum):
+    """What an entry records; the value is what the table stores (and what `str()` gives, as a StrEnum would:
+    ragbot still runs on Python 3.10, which has no StrEnum)."""
 
     PRESET_CREATE = "preset.create"
     PRESET_UPDATE = "preset.update"
@@ -35,6 +36,9 @@ class Action(StrEnum):
     USER_DEACTIVATE = "user.deactivate"
     USER_ACTIVATE = "user.activate"
     USER_PASSWORD = "user.password"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def _plain(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
