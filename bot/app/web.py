@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 
@@ -65,6 +65,12 @@ def create_http_app(
             return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     if admin_app is not None:
+
+        @api.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            """Someone who opens the server's address gets the admin app, not a JSON 404."""
+            return RedirectResponse("/admin/", status_code=307)
+
         api.mount("/admin", admin_app)
     if slack_app is not None and signing_secret:
         add_slack_route(api, slack_app, signing_secret)

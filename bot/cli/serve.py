@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,6 +20,21 @@ NoAdmin = Annotated[
         help="Leave the admin app out (run it apart with `ragbot admin serve`, off the public Slack port)",
     ),
 ]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound and listening before anything says "listening": a port another process holds
+    is one clear line and exit 1 here, not a message from deep inside uvicorn after ours."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        err.print(
+            f"[red]Error:[/] cannot listen on {host}:{port}: {reason}. Another process (an earlier ragbot?) may "
+            "hold the port: stop it, or pass --port."
+        )
+        raise typer.Exit(1) from None
 
 
 def serve(
@@ -49,6 +65,7 @@ def run_server(parts: Components, host: str, port: int, *, admin: bool = True) -
     service = build_service(parts, admin=admin)
     _ = parts.embedder, parts.answers.reranker_status()
     server = uvicorn.Server(server_config(service.http, host, port, parts.settings))
+    sock = listening_socket(host, port)
     # uvicorn shuts down on SIGTERM and then raises the signal again for the handler it found; this one lets
     # the process live on to drain its answers instead of dying there.
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
@@ -65,7 +82,7 @@ def run_server(parts: Components, host: str, port: int, *, admin: bool = True) -
             modes = f"Slack over {' + '.join(slack)}" + (", admin" if service.admin else ", no admin")
         admin_at = f"; admin app: http://{host}:{port}/admin/" if service.admin else ""
         err.print(f"ragbot is listening on http://{host}:{port} ({modes}){admin_at}")
-        server.run()
+        server.run(sockets=[sock])
     finally:
         service.close()
         signal.signal(signal.SIGTERM, previous)
@@ -83,5 +100,6 @@ def admin_serve(host: Host = "127.0.0.1", port: Annotated[int, typer.Option(help
 
     with open_components() as parts:
         http = create_http_app(None, build_admin(parts), ready=partial(admin_readiness, parts))
+        sock = listening_socket(host, port)
         err.print(f"ragbot admin is listening on http://{host}:{port}/admin/")
-        uvicorn.Server(server_config(http, host, port, parts.settings)).run()
+        uvicorn.Server(server_config(http, host, port, parts.settings)).run(sockets=[sock])
