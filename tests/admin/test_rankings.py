@@ -235,6 +235,22 @@ def test_reviewers_label_candidates_relevant_or_not(sessions, logged, as_user) -
     assert labels(sessions) == {(first.id, "alice", True), (second.id, "rita", False)}
 
 
+def test_the_chosen_label_button_stays_solid_and_pressed(sessions, logged, as_user) -> None:
+    """After "Relevant" the Relevant button must not turn light while "Not relevant" stays solid: that read as the
+    opposite choice."""
+    import re
+
+    with sessions() as s:
+        first = s.get(store.RankingLog, logged["Q1"]).candidates[0]
+    rita = as_user("rita")
+    rita.form(f"/admin/rankings/{logged['Q1']}/labels", {"candidate_id": first.id, "relevant": "1"})
+    form = rita.get(f"/admin/rankings/{logged['Q1']}").text.split(f'value="{first.id}"', 1)[1].split("</form>", 1)[0]
+    relevant = re.search(r'<button[^>]*value="1"[^>]*>', form)[0]
+    not_relevant = re.search(r'<button[^>]*value="0"[^>]*>', form)[0]
+    assert 'aria-pressed="true"' in relevant and "secondary" not in relevant
+    assert 'aria-pressed="false"' in not_relevant and 'class="secondary"' in not_relevant
+
+
 def test_set_label_refuses_a_candidate_of_another_ranking(sessions, logged) -> None:
     with sessions() as s:
         other = s.get(store.RankingLog, logged["Q2"]).candidates[0]
