@@ -141,6 +141,18 @@ def test_the_page_draws_four_charts(sessions, as_user) -> None:
     assert "selected>last 5 days" in page.text
 
 
+def test_an_empty_score_chart_says_why(sessions, as_user) -> None:
+    """With no reranked candidate in the period the chart is empty: the page says reranking was skipped."""
+    with sessions.begin() as session:
+        ranking(session, datetime.now(UTC), store.default_preset(session), "ok", {"total": 50})
+    page = as_user("alice").get("/admin/").text
+    assert "No reranked candidates in this period" in page
+    with sessions.begin() as session:
+        ranking(session, datetime.now(UTC), store.default_preset(session), "ok", {"total": 50}, (0.9,), (0.1,))
+    page = as_user("alice").get("/admin/").text
+    assert "No reranked candidates in this period" not in page and "per score bin" in page
+
+
 def test_empty_states(sessions, as_user) -> None:
     client = as_user("sam")
     page = client.get("/admin/")

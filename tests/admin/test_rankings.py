@@ -47,6 +47,7 @@ def seed(
     votes: tuple[int, ...] = (),
     candidates: list[dict] | None = None,
     retrieval_mode: str | None = None,
+    rerank_status: str = "ok",
 ) -> int:
     preset_row = session.scalar(select(store.Preset).where(store.Preset.name == preset))
     if preset_row is None:
@@ -64,7 +65,7 @@ def seed(
         answer=f"Answer to {question} [1]" if status == "ok" else None,
         status=status,
         error="boom" if status == "error" else None,
-        rerank_status="ok",
+        rerank_status=rerank_status,
         reranker="qwen3-tiny",
         timings_ms={"retrieve": 12.5, "rerank": 80.0},
         candidates=candidates if candidates is not None else [candidate(1), candidate(2)],
@@ -233,6 +234,17 @@ def test_reviewers_label_candidates_relevant_or_not(sessions, logged, as_user) -
     assert rita.form("/admin/rankings/999/labels", {"candidate_id": first.id, "relevant": "1"}).status_code == 404
     assert rita.post(url, data={"candidate_id": first.id, "relevant": "1"}).status_code == 403  # no CSRF token
     assert labels(sessions) == {(first.id, "alice", True), (second.id, "rita", False)}
+
+
+def test_an_answer_that_was_not_reranked_says_so_in_the_list(sessions, as_user) -> None:
+    """Status "ok" alone read as reranked when the reranker was skipped."""
+    with sessions.begin() as session:
+        seed(session, "Reranked question")
+        seed(session, "Unreranked question", rerank_status="skipped: reranker unavailable (no weights)")
+    page = as_user("rita").get("/admin/rankings").text
+    rows = {question: row for row in page.split("<tr>") for question in ("Reranked", "Unreranked") if question in row}
+    assert 'title="skipped: reranker unavailable (no weights)">not reranked</span>' in rows["Unreranked"]
+    assert "not reranked" not in rows["Reranked"]
 
 
 def test_the_chosen_label_button_stays_solid_and_pressed(sessions, logged, as_user) -> None:
