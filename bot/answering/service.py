@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from bot.answering.compare import compare_presets
 from bot.answering.errors import AnswerError, AnswerFailed, RerankerUnavailableError, RerankRequiredError
+from bot.answering.passages import choose_places, merged_passage
 from bot.answering.presets import Presets
 from bot.answering.questions import validate_question
 from bot.answering.ranking import RerankerSlot, first_sentence, rerank_candidates
@@ -25,7 +26,7 @@ from bot.answering.results import (
     RerankerStatus,
     RerankStatus,
 )
-from bot.answering.writers import Answer, AnswerWriter, ExtractiveAnswerer, Passage
+from bot.answering.writers import Answer, AnswerWriter, ExtractiveAnswerer, number_by_first_citation
 from redact import mask_secrets
 from rerank import Reranker
 from retrieval import Candidate, Retriever
@@ -182,8 +183,8 @@ class AnswerService:
     ) -> AskResult:
         # min_score is on the reranker's 0-1 scale; retrieval scores are not comparable to it.
         eligible = [rc for rc in ranked if not rerank_status.ok or (rc.rerank_score or 0.0) >= preset.min_score]
-        chosen = eligible[: preset.top_n]
-        if not chosen:
+        places = choose_places(eligible, preset.top_n)  # one section's overlapping chunks are one place
+        if not places:
             if not ranked:
                 text = "I found nothing in the knowledge base for this question."
             else:
@@ -193,7 +194,7 @@ class AnswerService:
                     f"below this preset's minimum of {preset.min_score:g}). The closest passages are listed "
                     "below; check them yourself or rephrase the question."
                 )
-            closest = [Citation.of(i, rc) for i, rc in enumerate(ranked[: preset.top_n], start=1)]
+            closest = [Citation.of(i, p[0]) for i, p in enumerate(choose_places(ranked, preset.top_n), start=1)]
             return AskResult(
                 question,
                 text,
@@ -207,7 +208,7 @@ class AnswerService:
                 None,
             )
 
-        passages = [Passage(n, rc.candidate, rc.rerank_score) for n, rc in enumerate(chosen, start=1)]
+        passages = [merged_passage(n, place) for n, place in enumerate(places, start=1)]
         try:
             answer: Answer = self.answer_writer.write(question, passages)
         except Exception as exc:  # the LLM is down or slow: still answer, and say why
@@ -215,15 +216,20 @@ class AnswerService:
             log.warning("Answer writer %s failed: %s", self.answer_writer.name, reason)
             answer = self._extractive.write(question, passages)
             answer.note = f"The LLM could not answer ({reason}); this is an extractive answer."
-        if not answer.cited:  # an answer without citations is not grounded: cite what it was written from
-            answer.cited = [p.n for p in passages]
-        for n, rc in enumerate(chosen, start=1):
-            rc.used = True
-            rc.citation = n
-        citations = [Citation.of(n, chosen[n - 1]) for n in answer.cited]
+        text, order = number_by_first_citation(answer.text, {p.n for p in passages})
+        if not order:  # an answer without citations is not grounded: cite what it was written from
+            order = answer.cited or [p.n for p in passages]
+        # Readers see sources 1..k in the order the answer cites them; passages handed over but not cited follow
+        # (k+1..), so every used candidate has a number and chunks merged into one passage share theirs.
+        numbers = {n: k for k, n in enumerate([*order, *(p.n for p in passages if p.n not in order)], start=1)}
+        for n, place in enumerate(places, start=1):
+            for rc in place:
+                rc.used = True
+                rc.citation = numbers[n]
+        citations = [Citation.of(numbers[n], places[n - 1][0]) for n in order]
         return AskResult(
             question,
-            answer.text,
+            text,
             AnswerStatus.OK,
             citations,
             ranked,

@@ -9,7 +9,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from retrieval.chunking import split_sentences
 from retrieval.documents import Candidate
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
@@ -32,6 +31,9 @@ class Passage:
 
 @dataclass
 class Answer:
+    """What a writer wrote: `text` cites passages by their `Passage.n`; the service numbers the sources for readers
+    (`number_by_first_citation`)."""
+
     text: str
     cited: list[int] = field(default_factory=list)  # passage numbers the text cites, ascending
     writer: str = "extractive"
@@ -52,6 +54,19 @@ def remove_dangling_citations(text: str, valid: set[int]) -> str:
     """Drop [n] markers that point at no passage (LLMs invent them)."""
     cleaned = _CITATION.sub(lambda m: m.group(0) if int(m.group(1)) in valid else "", text)
     return re.sub(r"[ \t]+([.,;:!?。，；：！？])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+
+
+def number_by_first_citation(text: str, valid: set[int]) -> tuple[str, list[int]]:
+    """The text with its [n] markers renumbered 1..k in the order it first cites them (markers that point at no
+    passage dropped), and the passage numbers in that order: sources read [1] [2] [3], never [2] [3]."""
+    order: list[int] = []
+    for match in _CITATION.finditer(text):
+        n = int(match.group(1))
+        if n in valid and n not in order:
+            order.append(n)
+    number = {n: k for k, n in enumerate(order, start=1)}
+    kept = remove_dangling_citations(text, valid)
+    return _CITATION.sub(lambda m: f"[{number[int(m.group(1))]}]", kept), order
 
 
 def _terms(text: str) -> set[str]:
@@ -90,22 +105,115 @@ class ExtractiveAnswerer:
         return Answer(text=text, cited=sorted({n for _, n, _, _ in top}), writer=self.name)
 
 
-_MARKUP_LINE = re.compile(r"^\s*(\||```|~~~|#|<|\{)")  # tables, code, headings, HTML, JSON
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,2}[.)])\s+")
+_MARKUP_LINE = re.compile(r"^\s*(\||<|\{)")  # tables, HTML, JSON
+_FENCE = ("```", "~~~")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}(\s|$)")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
+_TERMINAL = ".!?。！？"
+_CLOSERS = "\"'”’)」』）"
+# An answer sentence ends at . ! ? followed by space and a word that does not start in lower case ("e.g. the" goes
+# on), or at 。！？ (Chinese puts no space after them). Unlike the chunker's splitter, not at ; or line ends.
+_SENTENCE_END = re.compile(f"([。！？][{_CLOSERS}]*)\\s*|([.!?][{_CLOSERS}]*)\\s+(?=[^\\sa-z])")
+_INLINE_CODE = re.compile(r"(`+)(.+?)\1")
+_LINK = re.compile(r"!?\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)")
+_REF_LINK = re.compile(r"!?\[([^\]\n]+)\]\[[^\]\n]*\]")
+_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>\n]*)?/?>")
+_EMPHASIS = re.compile(
+    r"(\*\*|__|~~)(?=\S)(.+?)(?<=\S)\1"
+    r"|(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"
+    r"|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"
+)
+_FOOTNOTE = re.compile(r"\s?\[\d{1,3}\]")  # the source's own [12]: it would read as one of our citations
+
+
+def clean_markup(text: str) -> str:
+    """Text as a reader should see it: Markdown emphasis, links, heading hashes, inline HTML tags and footnote
+    markers removed (link text kept). Inline `code` is kept as written."""
+    parts = _INLINE_CODE.split(text)  # [text, ticks, code, ticks, code, ..., text]
+    out = []
+    for i in range(0, len(parts), 3):
+        piece = _HEADING.sub("", parts[i]) if i == 0 else parts[i]
+        piece = _AUTOLINK.sub(r"\1", piece)
+        piece = _REF_LINK.sub(r"\1", _LINK.sub(r"\1", piece))
+        piece = _HTML_TAG.sub("", piece)
+        for _ in range(2):  # ***both*** is emphasis inside emphasis
+            piece = _EMPHASIS.sub(lambda m: next(g for g in m.groups()[1:] if g is not None), piece)
+        out.append(_FOOTNOTE.sub("", piece))
+        if i + 2 < len(parts):
+            out.append(f"{parts[i + 1]}{parts[i + 2]}{parts[i + 1]}")
+    return re.sub(r"[ \t]{2,}", " ", "".join(out)).strip()
+
+
+def split_answer_sentences(text: str) -> list[str]:
+    """Sentences of one paragraph (English or Chinese), each with its end punctuation."""
+    marked = _SENTENCE_END.sub(lambda m: (m.group(1) or m.group(2)) + "\0", text)
+    return [s.strip() for s in marked.split("\0") if s.strip()]
+
+
+def _joins(previous: str, line: str) -> bool:
+    """Whether `line` continues the paragraph `previous` ends (the source wrapped it) rather than starting a new one:
+    it goes on in lower case, or the previous line stops mid-sentence and is long enough to have been wrapped."""
+    if line[:1].islower():
+        return True
+    end = previous.rstrip()[-1:]
+    wrapped_width = 15 if _CJK.match(end) else 40  # a Chinese character is two columns wide
+    return bool(end) and end not in _TERMINAL and len(previous) >= wrapped_width
+
+
+def _glue(previous: str, line: str) -> str:
+    """Chinese wraps without a space; everything else is joined by one."""
+    if _CJK.match(previous[-1:]) and _CJK.match(line[:1]):
+        return previous + line
+    return f"{previous} {line}"
+
+
+def prose_units(text: str) -> list[tuple[str, bool]]:
+    """The paragraphs and list items of a passage, hard-wrapped lines joined: (text, is a list item). Code blocks,
+    tables, HTML and headings are left out; they do not read as sentences."""
+    units: list[tuple[str, bool]] = []
+    current: str | None = None
+    is_item = False
+    in_code = False
+
+    def close() -> None:
+        nonlocal current
+        if current is not None and current.strip():
+            units.append((current.strip(), is_item))
+        current = None
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(_FENCE):
+            close()
+            in_code = not in_code
+            continue
+        if in_code or not stripped or _MARKUP_LINE.match(line) or _HEADING.match(line):
+            close()
+            continue
+        if _LIST_MARKER.match(line):
+            close()
+            current, is_item = _LIST_MARKER.sub("", line).strip(), True
+        elif current is not None and ((is_item and line[:1].isspace()) or _joins(current, stripped)):
+            current = _glue(current, stripped)
+        else:
+            close()
+            current, is_item = stripped, False
+    close()
+    return units
 
 
 def answer_sentences(text: str) -> list[str]:
-    """Sentences fit to quote: no table rows, code fences or headings; list markers stripped."""
-    sentences = []
-    in_code = False
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            in_code = not in_code
+    """Whole sentences fit to quote, cleaned of markup: hard-wrapped lines joined first, so a line end is never
+    taken for a sentence end. A short paragraph with no end punctuation (a caption, a label, navigation) is left
+    out; list items need none."""
+    sentences: list[str] = []
+    for unit, is_item in prose_units(text):
+        unit = clean_markup(unit)
+        if not is_item and unit[-1:] not in _TERMINAL + _CLOSERS and len(unit.split()) <= 6 and len(unit) < 40:
             continue
-        if in_code or _MARKUP_LINE.match(line):
-            continue
-        for sentence in split_sentences(_LIST_MARKER.sub("", line)):
-            if len(sentence) > 3:
+        for sentence in split_answer_sentences(unit):
+            if len(sentence) > 3 and sentence not in sentences:  # merged chunks may repeat a sentence
                 sentences.append(sentence)
     return sentences
 

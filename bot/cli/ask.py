@@ -36,8 +36,18 @@ def ask(
         print_result(result)
 
 
+def print_answer(text: str) -> None:
+    """The answer's Markdown rendered on a terminal (bold, lists, code); as written when piped or captured."""
+    if out.is_terminal:
+        from rich.markdown import Markdown  # markdown-it loads only when it renders
+
+        out.print(Markdown(text))
+    else:
+        out.print(escape(text), highlight=False)
+
+
 def print_result(result: AskResult) -> None:
-    out.print(escape(result.answer))
+    print_answer(result.answer)
     if result.note:
         out.print(f"[yellow]{escape(result.note)}[/]")
     heading = "Sources" if result.answered else "Closest passages (not used)"

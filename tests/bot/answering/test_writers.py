@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answering.writers import ExtractiveAnswerer, LLMAnswerer, Passage, cited_numbers, remove_dangling_citations
+from bot.answering.writers import (
+    ExtractiveAnswerer,
+    LLMAnswerer,
+    Passage,
+    cited_numbers,
+    number_by_first_citation,
+    remove_dangling_citations,
+)
 from retrieval import Candidate
 from tests.fake_openai import FakeOpenAI
 
@@ -38,6 +45,12 @@ def test_dangling_citations_are_removed() -> None:
     text = "Use SAML [1][7]. Okta is supported [2] , and [12] more."
     assert remove_dangling_citations(text, {1, 2}) == "Use SAML [1]. Okta is supported [2], and more."
     assert cited_numbers("a [2] b [1] c [2] d [9]", {1, 2}) == [1, 2]
+
+
+def test_sources_are_renumbered_in_the_order_first_cited_without_gaps() -> None:
+    text, order = number_by_first_citation("Okta [3][9]. SSO [2] and Okta again [3].", {1, 2, 3})
+    assert (text, order) == ("Okta [1]. SSO [2] and Okta again [1].", [3, 2])
+    assert number_by_first_citation("No sources here.", {1}) == ("No sources here.", [])
 
 
 def test_llm_answer_sends_only_the_top_passages_and_drops_invented_citations(llm_server: str) -> None:
