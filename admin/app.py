@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
-from admin.deps import LoginRequired, csrf_protect
+from admin.deps import LoginRequired, csrf_protect, signed_in_user
 from admin.middleware import FORM_LIMITS, BodyLimit, SecurityHeaders
 from admin.security import MIN_SECRET_KEY_CHARS, SESSION_TTL, SignInThrottle
 from admin.templating import HERE, render
@@ -84,7 +84,9 @@ def create_admin_app(
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> Response:
         if "text/html" in request.headers.get("accept", ""):
-            return render(request, "error.html", None, status_code=exc.status_code, message=exc.detail)
+            with sessions() as session:  # a signed-in user keeps the menu on an error page
+                user = signed_in_user(request, session)
+            return render(request, "error.html", user, status_code=exc.status_code, message=exc.detail)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)

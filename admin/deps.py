@@ -58,14 +58,21 @@ async def csrf_protect(request: Request) -> None:
         raise HTTPException(status_code=403, detail="Missing or wrong CSRF token: reload the page and try again.")
 
 
-def current_user(request: Request, session: Session = Depends(db)) -> CurrentUser:
-    """The user of the live server-side session the cookie names. The signed cookie alone signs no one in: its
-    session must still exist (not signed out, expired or ended by a password change) and its user be active."""
-    token = request.session.get("sid")
+def signed_in_user(request: Request, session: Session) -> CurrentUser | None:
+    """The user of the live server-side session the cookie names, else None. The signed cookie alone signs no
+    one in: its session must still exist (not signed out, expired or ended by a password change) and its user
+    be active."""
+    token = request.session.get("sid") if "session" in request.scope else None
     user = store.session_user(session, token, utcnow()) if isinstance(token, str) else None
+    return None if user is None else CurrentUser(user.id, user.name, user.role, user.team)
+
+
+def current_user(request: Request, session: Session = Depends(db)) -> CurrentUser:
+    """The signed-in user (`signed_in_user`); LoginRequired without one."""
+    user = signed_in_user(request, session)
     if user is None:
         raise LoginRequired()
-    return CurrentUser(user.id, user.name, user.role, user.team)
+    return user
 
 
 def require_roles(*roles: str):

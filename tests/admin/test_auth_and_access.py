@@ -128,3 +128,12 @@ def test_create_user_cli_reads_the_password_from_the_environment(tmp_path: Path,
     monkeypatch.setenv("RAGBOT_ADMIN_PASSWORD", "short")
     code, _, err = run_cli(capsys, "admin", "create-user", "omar", "--role", "reviewer")
     assert code == 1 and "too short" in err
+
+
+def test_an_error_page_keeps_the_menu_for_a_signed_in_user(as_user) -> None:
+    """A 403 or 404 page used to be a dead end without navigation."""
+    rita = as_user("rita")
+    for url, status in (("/admin/presets", 403), ("/admin/rankings/999999", 404)):
+        page = rita.get(url, headers={"accept": "text/html"})
+        assert page.status_code == status
+        assert 'class="top"' in page.text and "Rankings</a>" in page.text and "Sign out" in page.text, url
