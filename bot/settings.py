@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from store.db import DEFAULT_DATABASE_URL
@@ -20,10 +20,18 @@ class Settings(BaseSettings):
     qdrant_api_key: str | None = Field(None, description="API key for the Qdrant server.")
     qdrant_timeout: float = Field(10.0, description="Seconds before a Qdrant server request gives up.")
     ragbot_collection: str = Field("kb", description="Collection used when a command or preset names none.")
+
+    @field_validator("ragbot_collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        from retrieval.names import check_collection_name
+
+        return check_collection_name(value)
+
     embed_model: str = Field(
         "", description="sentence-transformers model id or folder; empty = bundled all-MiniLM-L6-v2."
     )
-    embed_device: str = Field("auto", description="Embedding device: auto, cpu or cuda.")
+    embed_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Embedding device: auto, cpu or cuda.")
     embed_languages: str = Field(
         "auto",
         description="Languages the embedder is trusted in for hybrid fusion: auto (known English-only models, "
@@ -40,6 +48,15 @@ class Settings(BaseSettings):
 
     chunk_tokens: int = Field(300, ge=50, le=4000, description="Target chunk size in tokens (estimated).")
     chunk_overlap_tokens: int = Field(40, ge=0, le=1000, description="Tokens repeated between chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be smaller than CHUNK_TOKENS "
+                f"({self.chunk_tokens}): lower CHUNK_OVERLAP_TOKENS (default 40) or raise CHUNK_TOKENS"
+            )
+        return self
 
     # --- reranking -------------------------------------------------------------------------------
     rerank_model: str = Field("Qwen/Qwen3-Reranker-0.6B", description="Hugging Face id or local folder.")

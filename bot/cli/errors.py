@@ -3,6 +3,8 @@ credential from a configured URL (`redact.mask_secrets`), since terminals and CI
 
 from __future__ import annotations
 
+from typing import Any
+
 from redact import mask_secrets
 
 
@@ -49,8 +51,14 @@ def describe(exc: BaseException) -> str:
     import pydantic
 
     if isinstance(exc, pydantic.ValidationError):  # from Settings(): name the environment variables
-        problems = [
-            f"{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
-        ]
-        return mask_secrets("Invalid configuration: " + "; ".join(problems))
+        return mask_secrets("Invalid configuration: " + "; ".join(_problem(e) for e in exc.errors()))
     return mask_secrets(str(exc))
+
+
+def _problem(error: Any) -> str:
+    """One setting's problem as `NAME='value': what to do`; a check across settings (no location) names its
+    variables in its own message. pydantic's "Value error, " prefix says nothing to a user."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"{'_'.join(str(p) for p in error['loc']).upper()}={error.get('input')!r}: {message}"
