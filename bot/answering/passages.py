@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import store
 from bot.answering.results import RankedCandidate
 from bot.answering.writers import Passage
 from retrieval import Candidate
@@ -12,8 +13,8 @@ from retrieval import Candidate
 _MIN_OVERLAP = 12  # characters: shorter shared edges are coincidence, not the chunker's overlap
 
 
-def place_of(candidate: Candidate) -> tuple[str, str]:
-    """Where a chunk comes from: its document and section (heading path)."""
+def place_of(candidate: Candidate | store.LoggedCandidate) -> tuple[str, str]:
+    """Where a chunk comes from: its document and section (heading path); the same for a logged chunk."""
     return (candidate.doc_id or candidate.source, candidate.section)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import store
 from bot.answering import AnswerStatus, AskResult, Citation, RerankStatus
+from bot.answering.passages import place_of
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -56,12 +57,20 @@ class AnswerView:
     @classmethod
     def from_log(cls, log: store.RankingLog) -> AnswerView:
         status = AnswerStatus(log.status)
+        # Best first: the merged chunks of one section share a citation number, and its best chunk speaks for it.
+        ranked = sorted(log.candidates, key=lambda c: c.rerank_rank or c.retrieval_rank)
         if status is AnswerStatus.OK:
-            chosen = [c for c in log.candidates if c.used and c.citation and f"[{c.citation}]" in (log.answer or "")]
-            chosen.sort(key=lambda c: c.citation)
+            cited: dict[int, store.LoggedCandidate] = {}
+            for c in ranked:
+                if c.used and c.citation and f"[{c.citation}]" in (log.answer or ""):
+                    cited.setdefault(c.citation, c)
+            chosen = [cited[n] for n in sorted(cited)]
             sources = [Citation(c.citation, c.title, c.section, c.source, c.rerank_score) for c in chosen]
         else:
-            best = sorted(log.candidates, key=lambda c: c.rerank_rank or c.retrieval_rank)[:3]
+            places: dict[tuple[str, str], store.LoggedCandidate] = {}
+            for c in ranked:  # the closest places, not one section's overlapping chunks
+                places.setdefault(place_of(c), c)
+            best = list(places.values())[:3]
             sources = [Citation(i, c.title, c.section, c.source, c.rerank_score) for i, c in enumerate(best, 1)]
         return cls(
             ranking_id=log.id,

@@ -86,3 +86,37 @@ def test_the_text_fallback_is_escaped_like_the_blocks() -> None:
     section = answer_blocks(view(hostile))[0]["text"]["text"]
     assert section == text  # the same escaping as the blocks
     assert len(answer_text(view("<" * 10_000))) == 4 * SECTION_LIMIT  # cut first, then escaped: no half entity
+
+
+def test_a_view_rebuilt_from_the_log_lists_a_merged_section_once() -> None:
+    """Overlapping chunks of one section share one citation number in the log: Slack lists that place once."""
+    import store
+
+    def logged(rank: int, section: str, citation: int | None, used: bool = True) -> store.LoggedCandidate:
+        return store.LoggedCandidate(
+            point_id=f"p{rank}",
+            doc_id="sso.md",
+            title="SSO",
+            source="https://docs.example/sso",
+            section=section,
+            text="…",
+            retrieval_rank=rank,
+            retrieval_score=0.5,
+            rerank_rank=rank,
+            rerank_score=1 - rank / 10,
+            used=used,
+            citation=citation,
+        )
+
+    log = store.RankingLog(
+        id=9,
+        answer="Set it up in Okta [1]. Test the login [2].",
+        status="ok",
+        preset_name="default",
+        preset_version=1,
+        rerank_status="ok",
+        candidates=[logged(1, "Okta", 1), logged(2, "Okta", 1), logged(3, "Testing", 2), logged(4, "Okta", 1)],
+    )
+    assert [(s.n, s.section) for s in AnswerView.from_log(log).sources] == [(1, "Okta"), (2, "Testing")]
+    log.status, log.answer = "no_answer", None
+    assert [s.section for s in AnswerView.from_log(log).sources] == ["Okta", "Testing"]
