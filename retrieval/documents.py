@@ -21,6 +21,15 @@ class LoadedDocument:
     title: str
     source: str
     blocks: list[Block] = field(default_factory=list)
+    # Characters of visible text in the file (0: not measured), so a file that yields almost nothing is flagged.
+    source_chars: int = 0
+    # Warnings the parsing libraries raised while loading, reported in the ingest summary instead of printed.
+    warnings: list[str] = field(default_factory=list)
+    encoding: str = ""  # set when a text file was not UTF-8 and was decoded with a detected encoding
+
+    def text_chars(self) -> int:
+        """How much text the file yielded (what gets chunked)."""
+        return sum(len(block.text) for block in self.blocks)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,32 @@ from retrieval.embedding import Embedder
 from retrieval.errors import DocumentLoadError, RetrievalError
 from retrieval.index import Index, IndexPoint, point_id
 from retrieval.lexical import LexicalEncoder
-from retrieval.loaders import SUPPORTED_SUFFIXES, load_document
+from retrieval.loaders import LOADER_VERSION, SUPPORTED_SUFFIXES, load_document
+
+# A file that yields less than this share of its visible text, or under LOW_YIELD_CHARS from a file over
+# LOW_YIELD_MIN_BYTES, is flagged: its text was probably lost in extraction (navigation kept, prose dropped).
+LOW_YIELD_SHARE = 0.05
+LOW_YIELD_CHARS = 200
+LOW_YIELD_MIN_BYTES = 5_000
+
+
+@dataclass
+class FileYield:
+    """What one indexed file gave: characters of text against its size, and what the parsers warned about."""
+
+    chars: int
+    source_chars: int
+    file_bytes: int
+    chunks: int
+    warnings: list[str] = field(default_factory=list)
+    encoding: str = ""  # the legacy encoding a non-UTF-8 text file was read with
+
+    @property
+    def low(self) -> bool:
+        """Almost nothing came out of the file compared with its size."""
+        if self.source_chars and self.chars < LOW_YIELD_SHARE * self.source_chars:
+            return True
+        return self.file_bytes > LOW_YIELD_MIN_BYTES and self.chars < LOW_YIELD_CHARS
 
 
 @dataclass
@@ -32,6 +57,11 @@ class IngestSummary:
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason
     chunks: int = 0
     seconds: float = 0.0
+    yields: dict[str, FileYield] = field(default_factory=dict)  # path -> yield, for each file (re)indexed
+
+    def low_yield(self) -> list[str]:
+        """Indexed files that yielded almost no text: reported as warnings, not failures."""
+        return [path for path, result in self.yields.items() if result.low]
 
 
 # Called after each file with (path, outcome) where outcome is added/updated/unchanged/failed.
@@ -53,7 +83,7 @@ def discover_files(root: Path) -> list[Path]:
 
 def file_hash(path: Path, chunk_tokens: int, overlap_tokens: int) -> str:
     digest = hashlib.sha256(path.read_bytes())
-    digest.update(f"|chunker={CHUNKER_VERSION}|{chunk_tokens}|{overlap_tokens}".encode())
+    digest.update(f"|loader={LOADER_VERSION}|chunker={CHUNKER_VERSION}|{chunk_tokens}|{overlap_tokens}".encode())
     return digest.hexdigest()
 
 
@@ -89,10 +119,11 @@ def ingest_path(
             if known.get(key) == digest:
                 outcome = "unchanged"
             else:
-                written = _ingest_file(
+                result = _ingest_file(
                     path, key, digest, index, embedder, lexical, collection, chunk_tokens, overlap_tokens
                 )
-                summary.chunks += written
+                summary.yields[key] = result
+                summary.chunks += result.chunks
                 outcome = "updated" if key in known else "added"
         except (DocumentLoadError, OSError) as exc:
             summary.failed[key] = str(exc) if isinstance(exc, DocumentLoadError) else f"cannot read: {exc}"
@@ -126,7 +157,7 @@ def _ingest_file(
     collection: str,
     chunk_tokens: int,
     overlap_tokens: int,
-) -> int:
+) -> FileYield:
     document = load_document(path)
     document.path = key
     if document.source == str(path):
@@ -157,4 +188,11 @@ def _ingest_file(
     # Overwrite in place first, then drop the chunks past the new end: the file is never missing.
     index.upsert(collection, points)
     index.delete_file(collection, key, from_chunk=len(chunks))
-    return len(chunks)
+    return FileYield(
+        chars=document.text_chars(),
+        source_chars=document.source_chars,
+        file_bytes=path.stat().st_size,
+        chunks=len(chunks),
+        warnings=document.warnings,
+        encoding=document.encoding,
+    )

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from retrieval.documents import Block, LoadedDocument
-from retrieval.errors import DocumentLoadError
+from retrieval.errors import DocumentLoadError, first_line
+
+# Bumped whenever a loader changes what it extracts, so re-ingestion re-reads unchanged files
+# (2: HTML main content through trafilatura; Latin-1 text files).
+LOADER_VERSION = "2"
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 
@@ -21,25 +29,72 @@ def load_document(path: Path) -> LoadedDocument:
     loader = _LOADERS.get(suffix)
     if loader is None:
         raise DocumentLoadError(f"unsupported file type {suffix!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})")
-    try:
-        doc = loader(path)
-    except DocumentLoadError:
-        raise
-    except OSError as exc:
-        raise DocumentLoadError(f"cannot read file: {exc.strerror or exc}") from exc
+    with _CapturedWarnings() as captured:
+        try:
+            doc = loader(path)
+        except DocumentLoadError:
+            raise
+        except OSError as exc:
+            raise DocumentLoadError(f"cannot read file: {exc.strerror or exc}") from exc
     if not any(block.text.strip() for block in doc.blocks):
         raise DocumentLoadError("no text found in the file")
+    doc.warnings.extend(dict.fromkeys(captured.messages))  # once each: HTML may be extracted twice
     return doc
 
 
-def _read_text(path: Path) -> str:
+class _CapturedWarnings(logging.Handler):
+    """Collects what pypdf, bs4 and trafilatura warn about while one file loads (Python warnings and their
+    loggers), so the ingest summary counts them per file instead of the libraries printing over the progress bar."""
+
+    _LOGGERS = ("pypdf", "trafilatura", "htmldate", "courlan", "justext", "bs4")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self._warnings = warnings.catch_warnings(record=True)
+        self._saved: list[tuple[logging.Logger, bool]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(first_line(Exception(record.getMessage())))
+
+    def __enter__(self) -> _CapturedWarnings:
+        self._recorded = self._warnings.__enter__()
+        warnings.simplefilter("always")
+        for name in self._LOGGERS:
+            logger = logging.getLogger(name)
+            self._saved.append((logger, logger.propagate))
+            logger.addHandler(self)
+            logger.propagate = False
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for logger, propagate in self._saved:
+            logger.removeHandler(self)
+            logger.propagate = propagate
+        self._warnings.__exit__(*exc_info)
+        self.messages[:0] = [first_line(Exception(str(w.message))) for w in self._recorded or []]
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    """The file's text and, when it was not UTF-8, the encoding it was read with (GB18030 or Windows-1252/Latin-1:
+    the legacy encodings documents here come in; charset detection picks between them)."""
     raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise DocumentLoadError("the file is neither UTF-8 nor GB18030 text")
+    try:
+        return raw.decode("utf-8-sig"), ""
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw, cp_isolation=list(_LEGACY_ENCODINGS)).best()
+    if best is None:
+        raise DocumentLoadError(
+            f"the file is not UTF-8 (invalid byte at offset {utf8_error.start}) nor GB18030 or Latin-1 text; "
+            "convert it to UTF-8 (e.g. iconv -f <encoding> -t UTF-8) and ingest it again"
+        )
+    return str(best), _LEGACY_ENCODINGS[best.encoding]
+
+
+_LEGACY_ENCODINGS = {"gb18030": "GB18030", "cp1252": "Windows-1252 (Latin-1)"}
 
 
 def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -59,7 +114,8 @@ def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
 
 
 def load_markdown(path: Path) -> LoadedDocument:
-    meta, body = _split_front_matter(_read_text(path))
+    raw_text, encoding = _read_text(path)
+    meta, body = _split_front_matter(raw_text)
     headings: list[str] = []  # heading path; index = level - 1
     blocks: list[Block] = []
     title = meta.get("title", "")
@@ -95,7 +151,9 @@ def load_markdown(path: Path) -> LoadedDocument:
         else:
             paragraph.append(line.rstrip())
     flush()
-    return _document(path, title, meta.get("url", ""), _drop_title_heading(blocks, title))
+    doc = _document(path, title, meta.get("url", ""), _drop_title_heading(blocks, title))
+    doc.source_chars, doc.encoding = len(body.strip()), encoding
+    return doc
 
 
 def _drop_title_heading(blocks: list[Block], title: str) -> list[Block]:
@@ -110,13 +168,17 @@ def _drop_title_heading(blocks: list[Block], title: str) -> list[Block]:
 
 
 def load_text(path: Path) -> LoadedDocument:
-    text = _read_text(path).strip()
+    text, encoding = _read_text(path)
+    text = text.strip()
+    source_chars = len(text)
     lines = text.splitlines()
     title = ""
     if lines and 0 < len(lines[0].strip()) <= 120:
         title, text = lines[0].strip(), "\n".join(lines[1:])
     blocks = [Block((), p.strip()) for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return _document(path, title, "", blocks)
+    doc = _document(path, title, "", blocks)
+    doc.source_chars, doc.encoding = source_chars, encoding
+    return doc
 
 
 _HTML_DROP = ("script", "style", "nav", "footer", "header", "aside", "noscript", "form", "svg", "template")
@@ -124,9 +186,17 @@ _HTML_BLOCKS = ("p", "li", "pre", "blockquote", "td", "th", "dd", "dt", "figcapt
 
 
 def load_html(path: Path) -> LoadedDocument:
+    return parse_html(path.read_bytes(), path)
+
+
+def parse_html(content: bytes | str, path: Path) -> LoadedDocument:
+    """An HTML page's main content (folder files and fetched pages alike), through trafilatura: paragraphs in any
+    container (DocBook's `div.para`), lists, tables and code, without navigation, headers and footers. Sections come
+    from the page's own headings (trafilatura drops headings nested in wrappers or outside an <article>). A page it
+    finds nothing in falls back to scanning text tags, so no page is lost."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(path.read_bytes(), "html.parser")
+    soup = BeautifulSoup(content, "html.parser")
     canonical = soup.find("link", rel="canonical")
     url = str(canonical.get("href", "")) if canonical else ""
     title_tag = soup.find("title")
@@ -134,24 +204,177 @@ def load_html(path: Path) -> LoadedDocument:
     for tag in soup(_HTML_DROP):
         tag.decompose()
     body = soup.body or soup
+    visible_chars = len(" ".join(body.get_text(" ").split()))
+    pieces = _main_content(content)
+    if pieces:
+        blocks, first_h1 = _place_under_headings(body, pieces)
+    else:
+        blocks, first_h1 = _tag_blocks(body)
+    if not blocks and visible_chars:  # no known structure at all (XML, bare text): keep the text, not nothing
+        blocks = [Block((), " ".join(body.get_text(" ").split()))]
+    title = title or first_h1
+    doc = _document(path, title, url, _drop_title_heading(blocks, title))
+    doc.source_chars = visible_chars
+    return doc
+
+
+_HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_SPACE = re.compile(r"\s+")
+
+
+def _enter_heading(headings: list[str], level: int, text: str) -> None:
+    del headings[level - 1 :]
+    headings.extend([""] * (level - 1 - len(headings)))
+    headings.append(text)
+
+
+def _main_content(content: bytes | str) -> list[tuple[str, str]]:
+    """trafilatura's main content as (text as found in the page, text to index) pieces, in page order."""
+    pieces = _extract_pieces(content, short_pages=False)
+    if sum(len(text) for _, text in pieces) < _SHORT_PAGE_CHARS:
+        # Below this size trafilatura falls back to the whole page's text as one paragraph, navigation included;
+        # a short page is extracted again with that fallback off, keeping its structure.
+        pieces = _extract_pieces(content, short_pages=True)
+    return pieces
+
+
+_SHORT_PAGE_CHARS = 250  # trafilatura's MIN_EXTRACTED_SIZE
+
+
+@functools.cache
+def _trafilatura_config(short_pages: bool) -> Any:
+    from trafilatura.settings import use_config
+
+    config = use_config()
+    if short_pages:
+        config.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
+        config.set("DEFAULT", "MIN_OUTPUT_SIZE", "1")
+    return config
+
+
+def _extract_pieces(content: bytes | str, short_pages: bool) -> list[tuple[str, str]]:
+    import trafilatura
+
+    extracted = trafilatura.bare_extraction(
+        content,
+        include_tables=True,
+        include_formatting=True,
+        include_links=False,
+        include_images=False,
+        include_comments=False,
+        favor_recall=True,
+        with_metadata=False,
+        config=_trafilatura_config(short_pages),
+    )
+    if extracted is None or extracted.body is None:
+        return []
+    pieces: list[tuple[str, str]] = []
+    _walk_extracted(extracted.body, pieces)
+    return pieces
+
+
+def _inline_text(element: Any) -> str:
+    return " ".join("".join(element.itertext()).split())
+
+
+def _walk_extracted(element: Any, pieces: list[tuple[str, str]]) -> None:
+    """Flatten trafilatura's output tree (p/list/table/code/quote) into pieces; its headings are left to
+    `_place_under_headings`, which takes them from the page itself."""
+
+    def add(found: str, text: str) -> None:
+        if text.strip():
+            pieces.append((found, text.strip()))
+
+    for child in element:
+        tag = child.tag
+        if tag == "head":
+            continue
+        if tag == "list":
+            term = ""
+            for item in child.iter("item"):
+                text, rend = _inline_text(item), str(item.get("rend", ""))
+                if rend.startswith("dt"):
+                    term = text
+                elif rend.startswith("dd") and term:
+                    add(term, f"{term}: {text}")
+                    term = ""
+                else:
+                    add(text, f"- {text}")
+            add(term, term)
+        elif tag == "table":
+            rows = [[_inline_text(cell) for cell in row.iter("cell")] for row in child.iter("row")]
+            rows = [row for row in rows if any(row)]
+            if rows:
+                add(rows[0][0] if rows[0] else "", "\n".join(" | ".join(row) for row in rows))
+        elif tag == "code":
+            code = "".join(child.itertext()).strip("\n")
+            add(code, f"```\n{code}\n```" if "\n" in code else code)
+        elif tag in ("quote", "pre"):
+            lines = [" ".join(line.split()) for line in "".join(child.itertext()).splitlines() if line.strip()]
+            add("\n".join(lines), "\n".join(lines))
+        elif tag in ("div", "main", "body", "section"):
+            _walk_extracted(child, pieces)
+        else:
+            text = _inline_text(child)
+            add(text, text)
+
+
+def _place_under_headings(body: Any, pieces: list[tuple[str, str]]) -> tuple[list[Block], str]:
+    """Give each extracted piece the heading path above it in the page: pieces are found in the page's text (with
+    whitespace removed, in order) and take the headings before them."""
+    from bs4 import NavigableString, Tag
+
+    marks: list[tuple[int, int, str]] = []  # (offset in the page's text without whitespace, level, heading)
+    page: list[str] = []
+    length = 0
+    for node in body.descendants:
+        if isinstance(node, Tag) and node.name in _HEADING_TAGS:
+            text = node.get_text(" ", strip=True).rstrip("¶#").strip()
+            if text:
+                marks.append((length, int(node.name[1]), text))
+        elif type(node) is NavigableString:
+            compact = _SPACE.sub("", str(node))
+            page.append(compact)
+            length += len(compact)
+    text_of_page = "".join(page)
     headings: list[str] = []
     blocks: list[Block] = []
-    for element in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", *_HTML_BLOCKS]):
+    cursor = next_mark = 0
+    for found, text in pieces:
+        key = _SPACE.sub("", found)
+        for size in (40, 12):
+            position = text_of_page.find(key[:size], cursor) if key else -1
+            if position >= 0:
+                cursor = position
+                break
+        while next_mark < len(marks) and marks[next_mark][0] <= cursor:
+            _, level, heading = marks[next_mark]
+            _enter_heading(headings, level, heading)
+            next_mark += 1
+        blocks.append(Block(tuple(headings), text))
+    first_h1 = next((heading for _, level, heading in marks if level == 1), "")
+    return blocks, first_h1
+
+
+def _tag_blocks(body: Any) -> tuple[list[Block], str]:
+    """The fallback: text of the usual block tags, in order, under the headings above them."""
+    headings: list[str] = []
+    blocks: list[Block] = []
+    first_h1 = ""
+    for element in body.find_all([*_HEADING_TAGS, *_HTML_BLOCKS]):
         if element.find_parent(_HTML_BLOCKS):  # nested: the outer block already has its text
             continue
         text = element.get_text(" ", strip=True)
         if not text:
             continue
-        if element.name[0] == "h" and element.name[1:].isdigit():
+        if element.name in _HEADING_TAGS:
             level = int(element.name[1])
-            if level == 1 and not title:
-                title = text
-            del headings[level - 1 :]
-            headings.extend([""] * (level - 1 - len(headings)))
-            headings.append(text)
+            if level == 1 and not first_h1:
+                first_h1 = text
+            _enter_heading(headings, level, text)
         else:
             blocks.append(Block(tuple(headings), f"- {text}" if element.name == "li" else text))
-    return _document(path, title, url, _drop_title_heading(blocks, title))
+    return blocks, first_h1
 
 
 def load_pdf(path: Path) -> LoadedDocument:

@@ -49,11 +49,29 @@ def ingest(
                 progress=advance,
                 rebuild=rebuild,
             )
+    low_yield = summary.low_yield()
     out.print(
         f"[bold]Ingested {summary.files} files into '{summary.collection}'[/] in {summary.seconds:.1f} s: "
         f"{len(summary.added)} added, {len(summary.updated)} updated, {len(summary.unchanged)} unchanged, "
-        f"{len(summary.removed)} removed, {len(summary.failed)} failed; {summary.chunks} chunks written."
+        f"{len(summary.removed)} removed, {len(summary.failed)} failed; {summary.chunks} chunks written"
+        f" ({sum(y.chars for y in summary.yields.values()):,} characters of text)"
+        + (f"; {len(low_yield)} with almost no text." if low_yield else ".")
     )
+    for file, result in summary.yields.items():
+        notes = [f"{result.chars:,} characters from {result.file_bytes / 1000:,.1f} KB", f"{result.chunks} chunks"]
+        if result.encoding:
+            notes.append(f"read as {result.encoding}")
+        if result.warnings:
+            notes.append(f"{len(result.warnings)} parser warnings (first: {result.warnings[0]})")
+        out.print(f"  indexed: {escape(file)}: {escape(', '.join(notes))}")
+    for file in low_yield:
+        result = summary.yields[file]
+        visible = f" of {result.source_chars:,} visible" if result.source_chars else ""
+        err.print(
+            f"  [yellow]warning:[/] {escape(file)} yielded only {result.chars:,} characters{visible} "
+            f"from {result.file_bytes / 1000:,.1f} KB: its text may not have been extracted "
+            "(check the file, or convert it to Markdown or PDF)"
+        )
     for removed in summary.removed:
         out.print(f"  removed: {escape(removed)}")
     for failed, reason in summary.failed.items():
