@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from bot.cli.ask import check_option_collection
 from bot.cli.console import err, out, progress_bar
 
 
@@ -24,6 +25,8 @@ def ingest(
     from retrieval import RetrievalError, ingest_path
     from retrieval.ingest import discover_files
 
+    if collection is not None:
+        check_option_collection(collection)
     if not path.exists():
         raise RetrievalError(f"No such file or folder: {path}")
     with open_components() as parts:

@@ -163,3 +163,8 @@ def test_ask_collection_searches_that_collection(env: Path, capsys) -> None:
 def test_ask_collection_with_a_bad_name_is_one_clear_line(env: Path, capsys) -> None:
     line = one_clear_line(*run_cli(capsys, "ask", "How do I export all data?", "--collection", "../kb"))
     assert "--collection '../kb'" in line and "not a collection name" in line
+
+
+def test_ingest_collection_with_a_bad_name_is_one_clear_line(env: Path, capsys) -> None:
+    line = one_clear_line(*run_cli(capsys, "ingest", str(env), "--collection", "../kb"))
+    assert "--collection '../kb'" in line and "not a collection name" in line
