@@ -72,13 +72,23 @@ def discover_files(root: Path) -> list[Path]:
     """Supported files under `root` (or `root` itself), skipping hidden files and folders."""
     if root.is_file():
         return [root]
-    return sorted(
+    return sorted(path for path in _visible_files(root) if path.suffix.lower() in SUPPORTED_SUFFIXES)
+
+
+def unsupported_files(root: Path) -> list[Path]:
+    """The files under `root` that ingest passes over because of their type (hidden ones aside): said in the
+    summary, so a folder of .csv or .png files is not silently "0 files"."""
+    if root.is_file():
+        return []
+    return sorted(path for path in _visible_files(root) if path.suffix.lower() not in SUPPORTED_SUFFIXES)
+
+
+def _visible_files(root: Path) -> list[Path]:
+    return [
         path
         for path in root.rglob("*")
-        if path.is_file()
-        and path.suffix.lower() in SUPPORTED_SUFFIXES
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    ]
 
 
 def file_hash(path: Path, chunk_tokens: int, overlap_tokens: int) -> str:

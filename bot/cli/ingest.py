@@ -12,6 +12,11 @@ from bot.cli.ask import check_option_collection
 from bot.cli.console import err, out, progress_bar
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def ingest(
     path: Annotated[Path, typer.Argument(help="A folder (searched recursively) or one file: .md .txt .html .pdf")],
     collection: Annotated[str | None, typer.Option(help="Collection to write to [default: RAGBOT_COLLECTION]")] = None,
@@ -23,7 +28,8 @@ def ingest(
     """Ingest documents: new and changed files are (re)indexed, unchanged ones skipped, deleted ones removed."""
     from bot.app import open_components
     from retrieval import RetrievalError, ingest_path
-    from retrieval.ingest import discover_files
+    from retrieval.ingest import discover_files, unsupported_files
+    from retrieval.loaders import SUPPORTED_SUFFIXES
 
     if collection is not None:
         check_option_collection(collection)
@@ -54,7 +60,7 @@ def ingest(
             )
     low_yield = summary.low_yield()
     out.print(
-        f"[bold]Ingested {summary.files} files into '{summary.collection}'[/] in {summary.seconds:.1f} s: "
+        f"[bold]Ingested {plural(summary.files, 'file')} into '{summary.collection}'[/] in {summary.seconds:.1f} s: "
         f"{len(summary.added)} added, {len(summary.updated)} updated, {len(summary.unchanged)} unchanged, "
         f"{len(summary.removed)} removed, {len(summary.failed)} failed; {summary.chunks} chunks written"
         f" ({sum(y.chars for y in summary.yields.values()):,} characters of text)"
@@ -74,6 +80,13 @@ def ingest(
             f"  [yellow]warning:[/] {escape(file)} yielded only {result.chars:,} characters{visible} "
             f"from {result.file_bytes / 1000:,.1f} KB: its text may not have been extracted "
             "(check the file, or convert it to Markdown or PDF)"
+        )
+    skipped = unsupported_files(path.resolve())
+    if skipped:
+        kinds = ", ".join(sorted({file.suffix.lower() or "(no extension)" for file in skipped}))
+        out.print(
+            f"  skipped: {plural(len(skipped), 'other file')} of a type ingest does not read ({escape(kinds)}); "
+            f"supported: {' '.join(SUPPORTED_SUFFIXES)}"
         )
     for removed in summary.removed:
         out.print(f"  removed: {escape(removed)}")

@@ -93,6 +93,20 @@ def test_a_corrupt_pdf_is_named_and_the_other_files_still_ingest(env: Path, caps
     assert "1 unchanged" in out and "0 added" in out
 
 
+def test_files_of_other_types_are_counted_as_skipped(env: Path, capsys, tmp_path: Path) -> None:
+    """A .csv or .png beside the documents used to vanish without a word; and one file is "1 file"."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.md").write_text("# Good\n\nThis page is fine.", encoding="utf-8")
+    (docs / "prices.csv").write_text("plan,price\npro,10\n", encoding="utf-8")
+    (docs / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (docs / ".hidden.csv").write_text("x", encoding="utf-8")
+    code, out, _ = run_cli(capsys, "ingest", str(docs), "--collection", "fresh")
+    assert code == 0 and "Ingested 1 file into 'fresh'" in out
+    line = next(line for line in out.splitlines() if "skipped:" in line)
+    assert "2 other files" in line and ".csv, .png" in line and ".md" in line
+
+
 def test_unloadable_embedding_model(env: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("EMBED_MODEL", str(env / "no-embedder"))
     code, _, err = run_cli(capsys, "ask", "What is SCIM?")
