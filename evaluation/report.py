@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -70,13 +71,40 @@ def _metric_chart(summaries: Sequence[ConfigSummary]) -> str:
     return "".join(parts)
 
 
+QUESTION_LABEL_WIDTH = 40  # in half-width characters: a CJK character counts two
+
+
+def question_label(question: str, width: int = QUESTION_LABEL_WIDTH) -> str:
+    """The question on one line, cut at `width` half-width characters (CJK counts two) with an ellipsis."""
+    text = " ".join(question.split())
+    widths = [2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text]
+    if sum(widths) <= width:
+        return text
+    used = 0
+    for i, w in enumerate(widths):
+        if used + w > width - 1:  # keep one place for the ellipsis
+            return text[:i].rstrip() + "…"
+        used += w
+    return text
+
+
+def rank_chart_title(before: str, after: str) -> str:
+    """The rank chart's heading: one configuration is named alone; two read 'before (grey) → after (blue)'."""
+    if before == after:
+        return f"Rank of the first relevant document: {before}"
+    return f"Rank of the first relevant document: {before} (grey) → {after} (blue)"
+
+
 def _rank_chart(runs: Sequence[QuestionRun], before: str, after: str) -> str:
-    """Per question: the first relevant rank before (grey) and after (blue) reranking; 'none' at the right."""
+    """Per question (labelled at the left): the first relevant rank before (grey) and after (blue) reranking, one
+    dot when both are the same configuration; 'none' at the right."""
     k = max((len(r.candidates) for r in runs), default=1)
-    row, left, width = 22, 40, 720
+    row, left, width = 22, 260, 720
     height = 40 + row * len(runs)
     scale = (width - left - 60) / max(1, k)
-    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="Rank of the first relevant document">']
+    configs = [(before, "#9aa5b1")] if before == after else [(before, "#9aa5b1"), (after, "#1264a3")]
+    title = html.escape(rank_chart_title(before, after))
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{title}">']
     for tick in sorted({1, 3, 5, 10, k}):
         x = left + tick * scale
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="20" y2="{height - 10}" class="grid"/>')
@@ -84,13 +112,18 @@ def _rank_chart(runs: Sequence[QuestionRun], before: str, after: str) -> str:
     parts.append(f'<text x="{width - 20}" y="14" text-anchor="middle">none</text>')
     for i, run in enumerate(runs):
         y = 30 + i * row
-        ranks = [run.by_config[name].metrics.first_relevant_rank for name in (before, after)]
+        question = html.escape(run.item.question)
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 4}" text-anchor="end" class="question">'
+            f"<title>{question}</title>{html.escape(question_label(run.item.question))}</text>"
+        )
+        ranks = [run.by_config[name].metrics.first_relevant_rank for name, _ in configs]
         xs = [left + r * scale if r else width - 20 for r in ranks]
-        label = html.escape(run.item.question[:80])
-        parts.append(f'<line x1="{xs[0]:.1f}" x2="{xs[1]:.1f}" y1="{y}" y2="{y}" stroke="#bbb"/>')
-        for x, color, name, rank in zip(xs, ("#9aa5b1", "#1264a3"), (before, after), ranks, strict=True):
+        if len(xs) == 2:
+            parts.append(f'<line x1="{xs[0]:.1f}" x2="{xs[1]:.1f}" y1="{y}" y2="{y}" stroke="#bbb"/>')
+        for x, (name, color), rank in zip(xs, configs, ranks, strict=True):
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y}" r="5" fill="{color}"><title>{label} — '
+                f'<circle cx="{x:.1f}" cy="{y}" r="5" fill="{color}"><title>{question} — '
                 f"{html.escape(name)}: {rank or 'not found'}</title></circle>"
             )
     parts.append("</svg>")
@@ -142,7 +175,7 @@ text-align:left;vertical-align:top}}svg{{width:100%;height:auto}}svg text{{font-
 <table><tr><th>Configuration</th>{"".join(f"<th>{LABELS[m]}</th>" for m in METRICS)}
 <th>rerank p50 ms</th><th>rerank p95 ms</th></tr>{rows}</table>
 <h2>Metric per configuration</h2><p>{legend}</p>{_metric_chart(summaries)}
-<h2>Rank of the first relevant document: {e(BASELINE)} (grey) → {e(after)} (blue)</h2>
+<h2>{e(rank_chart_title(BASELINE, after))}</h2>
 {_rank_chart(runs, BASELINE, after)}
 {"".join(sections)}
 </body></html>"""
