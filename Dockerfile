@@ -6,6 +6,7 @@ RUN pip install "torch>=2.4"
 COPY pyproject.toml README.md ./
 COPY bot bot
 COPY redact redact
+COPY modelhub modelhub
 COPY retrieval retrieval
 COPY rerank rerank
 COPY store store

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank.base import RerankerLoadError
-from rerank.loading import check_local_folder, looks_like_hub_id, short_error
+from rerank.loading import locate, looks_like_hub_id, short_error
 from rerank.truncation import char_budget, longest_token_chars
 
 # A chat template that makes sentence-transformers' CrossEncoder score an original Qwen3-Reranker checkpoint
@@ -62,7 +62,8 @@ def _load_error(model: str, reason: str, cause: BaseException | None = None) -> 
     local = repo.rsplit("/", 1)[-1]
     hint = (
         f"Fix: on a machine with internet run `hf download {repo} --local-dir {local}` "
-        f"(or `huggingface-cli download`), copy the folder here, set RERANK_MODEL=/path/to/{local}."
+        f"(or `huggingface-cli download`), copy the folder here, set RERANK_MODEL=/path/to/{local}; "
+        "or set RERANK_URL to a /v1/rerank server."
     )
     err = RerankerLoadError(f"Cannot load cross-encoder model {model!r}: {reason}. {hint}")
     err.__cause__ = cause
@@ -139,9 +140,10 @@ class CrossEncoderReranker:
         self.name = model
         self.max_length = None if max_length is None else int(max_length)
         self.batch_size = int(batch_size)
+        location = locate(model, _load_error)  # before torch: a model that cannot be had fails in seconds
         self.device = _resolve_device(model, device)
         self._lock = threading.Lock()
-        self._model = self._load(model)
+        self._model = self._load(model, location)
         self.num_labels = int(self._model.num_labels)
         self._max_document_chars = self._document_char_budget()
         self.supports_instruction = self._is_chat_reranker()
@@ -156,8 +158,8 @@ class CrossEncoderReranker:
         except Exception as exc:
             raise _load_error(model, f"scoring a test pair failed ({short_error(exc, 200)})", exc) from exc
 
-    def _load(self, model: str) -> Any:
-        check_local_folder(model, _load_error)
+    def _load(self, model: str, location: str) -> Any:
+        """The CrossEncoder of `model` (the name errors show), read from `location` (`locate`)."""
         try:
             from sentence_transformers import CrossEncoder
         except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -169,9 +171,9 @@ class CrossEncoderReranker:
         if self.max_length is not None:
             kwargs["max_length"] = self.max_length
         try:
-            encoder = CrossEncoder(model, **kwargs)
+            encoder = CrossEncoder(location, **kwargs)
         except Exception as exc:
-            raise _load_error(model, _reason(model, exc), exc) from exc
+            raise _load_error(model, _reason(location, exc), exc) from exc
         encoder.eval()
         causal = self._causal_lm_modules(encoder)
         architectures = list(getattr(getattr(encoder, "config", None), "architectures", None) or [])

@@ -3,25 +3,15 @@ clear reasons for the common mistakes, in the wording of the engine that asks (i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from modelhub import ModelNotAvailable, looks_like_hub_id, resolve
 from rerank.base import RerankerLoadError
 
+__all__ = ["LoadError", "check_local_folder", "locate", "looks_like_hub_id", "short_error"]
+
 LoadError = Callable[[str, str, BaseException | None], RerankerLoadError]
-
-
-def looks_like_hub_id(model: str) -> bool:
-    """`org/name` or `name`: something the Hugging Face hub could resolve, not a path."""
-    parts = model.split("/")
-    return (
-        len(parts) in (1, 2)
-        and all(parts)
-        and not model.startswith((".", "~"))
-        and not os.path.isabs(model)
-        and "\\" not in model
-    )
 
 
 def short_error(exc: BaseException, limit: int = 160) -> str:
@@ -46,3 +36,14 @@ def check_local_folder(model: str, load_error: LoadError) -> None:
         raise load_error(model, "it is a file, not a model folder", NotADirectoryError(path))
     if not looks_like_hub_id(model):
         raise load_error(model, "no such folder", FileNotFoundError(path))
+
+
+def locate(model: str, load_error: LoadError) -> str:
+    """Where to load `model` from: a checked local folder, a hub id's folder in the local Hugging Face cache (no
+    network call), or the hub id once the hub has answered (`modelhub.resolve`). Not cached and no hub is one
+    `load_error`, within seconds, instead of the libraries' half-minute of retries."""
+    check_local_folder(model, load_error)
+    try:
+        return resolve(model)
+    except ModelNotAvailable as exc:
+        raise load_error(model, exc.reason, exc) from exc

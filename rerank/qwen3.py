@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rerank.base import DEFAULT_INSTRUCTION, RerankerLoadError
-from rerank.loading import check_local_folder, looks_like_hub_id, short_error
+from rerank.loading import locate, looks_like_hub_id, short_error
 from rerank.truncation import SLACK_TOKENS, char_budget, longest_token_chars
 
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ def _fix_hint(model: str, suggest_default: bool = False) -> str:
     local = repo.rsplit("/", 1)[-1]
     return (
         f"Fix: on a machine with internet run `hf download {repo} --local-dir {local}` "
-        f"(or `huggingface-cli download`), copy the folder here, set RERANK_MODEL=/path/to/{local}."
+        f"(or `huggingface-cli download`), copy the folder here, set RERANK_MODEL=/path/to/{local}; "
+        "or set RERANK_URL to a /v1/rerank server."
     )
 
 
@@ -187,9 +188,10 @@ class Qwen3Reranker:
         prefix_cache: bool = True,
         max_padding: float | None = None,
     ) -> None:
+        self.name = model
+        location = locate(model, _load_error)  # before torch: a model that cannot be had fails in seconds
         import torch
 
-        self.name = model
         self.max_length = int(max_length)
         self.batch_tokens = int(batch_tokens)
         self.prefix_cache = prefix_cache
@@ -206,7 +208,7 @@ class Qwen3Reranker:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        self._tokenizer, self._model = self._load(model)
+        self._tokenizer, self._model = self._load(model, location)
         tok = self._tokenizer
 
         yes_id = tok.convert_tokens_to_ids("yes")
@@ -261,16 +263,16 @@ class Qwen3Reranker:
 
     # -- loading -----------------------------------------------------------------------------------------
 
-    def _load(self, model: str) -> tuple[Any, Any]:
+    def _load(self, model: str, location: str) -> tuple[Any, Any]:
+        """The tokenizer and model of `model` (the name errors show), read from `location` (`locate`)."""
         import transformers
         from packaging.version import Version
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        check_local_folder(model, _load_error)
         try:
-            config = AutoConfig.from_pretrained(model)
+            config = AutoConfig.from_pretrained(location)
         except Exception as exc:
-            raise _load_error(model, self._hub_reason(model, exc), exc) from exc
+            raise _load_error(model, self._hub_reason(location, exc), exc) from exc
         model_type = getattr(config, "model_type", None)
         if model_type != "qwen3":
             raise _load_error(
@@ -288,13 +290,13 @@ class Qwen3Reranker:
         dtype_kw = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
         kwargs: dict[str, Any] = {dtype_kw: self.dtype, "output_loading_info": True}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
+            tokenizer = AutoTokenizer.from_pretrained(location, padding_side="left")
             try:
-                lm, info = AutoModelForCausalLM.from_pretrained(model, attn_implementation="sdpa", **kwargs)
+                lm, info = AutoModelForCausalLM.from_pretrained(location, attn_implementation="sdpa", **kwargs)
             except (ValueError, ImportError):  # a build without SDPA support for this model
-                lm, info = AutoModelForCausalLM.from_pretrained(model, **kwargs)
+                lm, info = AutoModelForCausalLM.from_pretrained(location, **kwargs)
         except Exception as exc:
-            raise _load_error(model, self._hub_reason(model, exc), exc) from exc
+            raise _load_error(model, self._hub_reason(location, exc), exc) from exc
         missing = list(info.get("missing_keys") or [])
         if missing:
             raise _load_error(model, f"the checkpoint lacks {len(missing)} weights (e.g. {missing[0]})")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from modelhub import ModelNotAvailable, resolve
 from retrieval.errors import EmbedderLoadError, first_line
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,7 +53,14 @@ class Embedder:
 
     def __init__(self, model: str = "", device: str = "auto") -> None:
         self.name = model or BUNDLED_MODEL_NAME
-        location = model or _bundled_model_path()
+        try:  # a hub id: its folder in the local cache, or one short check that the hub answers
+            location = resolve(model) if model else _bundled_model_path()
+        except ModelNotAvailable as exc:
+            raise EmbedderLoadError(
+                f"Cannot load the embedding model {self.name!r}: {exc.reason}. Fix: run `hf download {model}` once "
+                "on a machine with internet (copy the folder here and set EMBED_MODEL=/path/to/it), or leave "
+                "EMBED_MODEL empty for the bundled all-MiniLM-L6-v2."
+            ) from exc
         chosen = _resolve_device(device)
         try:
             from sentence_transformers import SentenceTransformer

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("admin", "bot", "evaluation", "migrations", "redact", "rerank", "retrieval", "store")
+PACKAGES = ("admin", "bot", "evaluation", "migrations", "modelhub", "redact", "rerank", "retrieval", "store")
 
 # (package whose modules are checked, imports they must never make, why)
 FORBIDDEN = [
@@ -32,6 +32,11 @@ FORBIDDEN = [
         "redact",
         ("admin", "bot", "evaluation", "migrations", "rerank", "retrieval", "store"),
         "masking sits below every layer, so each can use it",
+    ),
+    (
+        "modelhub",
+        ("admin", "bot", "evaluation", "migrations", "redact", "rerank", "retrieval", "store"),
+        "finding model files sits below the engines, so rerank and retrieval share it",
     ),
 ]
 # Only the composition root turns settings into objects.
