@@ -13,7 +13,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from retrieval.errors import IndexLockedError, IndexUnavailableError
+from retrieval.errors import CollectionNameError, IndexLockedError, IndexUnavailableError
 from retrieval.index import (
     DENSE_VECTOR,
     LEXICAL_VECTOR,
@@ -25,6 +25,7 @@ from retrieval.index import (
     explain_hits,
     leg_lists,
 )
+from retrieval.names import check_collection_name
 
 _KEYWORD_FIELDS = ("path", "doc_id", "source")
 _SCROLL_PAGE = 1000
@@ -41,8 +42,11 @@ class EdgeIndex(Index):
 
     # -- collections -------------------------------------------------------------------------------
     def _dir(self, collection: str) -> Path:
-        if not collection or "/" in collection or "\\" in collection or collection.startswith("."):
-            raise ValueError(f"Invalid collection name {collection!r}: use letters, digits, '-' and '_'.")
+        """The collection's folder, named as the collection: the one name rule keeps it inside `root`."""
+        try:
+            check_collection_name(collection)
+        except ValueError as exc:
+            raise CollectionNameError(f"collection {collection!r}: {exc}") from None
         return self.root / collection
 
     def collection_info(self, collection: str) -> CollectionInfo | None:

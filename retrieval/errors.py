@@ -31,6 +31,10 @@ class CollectionMismatchError(RetrievalError):
     """The collection was built with another embedding model or vector size."""
 
 
+class CollectionNameError(RetrievalError, ValueError):
+    """A name that breaks the collection-name rule (`retrieval.names.check_collection_name`) reached an index."""
+
+
 class CollectionNotFoundError(RetrievalError):
     """The collection does not exist yet (nothing ingested)."""
 
