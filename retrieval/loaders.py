@@ -12,15 +12,16 @@ from typing import Any
 
 from retrieval.documents import Block, LoadedDocument
 from retrieval.errors import DocumentLoadError, first_line
+from retrieval.text import closes_fence, is_prose_line, join_lines, opens_fence, paragraphs
 
 # Bumped whenever a loader changes what it extracts, so re-ingestion re-reads unchanged files
-# (2: HTML main content through trafilatura; Latin-1 text files).
-LOADER_VERSION = "2"
+# (2: HTML main content through trafilatura; Latin-1 text files. 3: hard-wrapped lines of .md and .txt joined
+# into paragraphs, setext headings).
+LOADER_VERSION = "3"
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def load_document(path: Path) -> LoadedDocument:
@@ -119,41 +120,47 @@ def load_markdown(path: Path) -> LoadedDocument:
     headings: list[str] = []  # heading path; index = level - 1
     blocks: list[Block] = []
     title = meta.get("title", "")
-    paragraph: list[str] = []
-    in_fence = False
+    lines: list[str] = []  # the section's lines since the last heading
+    fence: str | None = None
 
     def flush() -> None:
-        text = "\n".join(paragraph).strip()
-        if text:
-            blocks.append(Block(tuple(headings), text))
-        paragraph.clear()
+        blocks.extend(Block(tuple(headings), text) for text in paragraphs("\n".join(lines)))
+        lines.clear()
+
+    def enter_heading(level: int, heading: str) -> None:
+        nonlocal title
+        flush()
+        if level == 1 and not title:
+            title = heading
+        _enter_heading(headings, level, heading)
 
     for line in body.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            paragraph.append(line)
+        if fence is not None:
+            fence = None if closes_fence(line, fence) else fence
+            lines.append(line)
             continue
-        if in_fence:
-            paragraph.append(line)
-            continue
+        fence = opens_fence(line)
         match = _HEADING.match(line)
-        if match:
-            flush()
-            level, heading = len(match.group(1)), match.group(2).strip()
-            if level == 1 and not title:
-                title = heading
-            del headings[level - 1 :]
-            headings.extend([""] * (level - 1 - len(headings)))
-            headings.append(heading)
-            continue
-        if not line.strip():
-            flush()
+        underline = _SETEXT_UNDERLINE.match(line)
+        if fence is None and match:
+            enter_heading(len(match.group(1)), match.group(2).strip())
+        elif fence is None and underline and _setext_text(lines):
+            heading = lines.pop().strip()
+            enter_heading(1 if underline.group(1).startswith("=") else 2, heading)
         else:
-            paragraph.append(line.rstrip())
+            lines.append(line)
     flush()
     doc = _document(path, title, meta.get("url", ""), _drop_title_heading(blocks, title))
     doc.source_chars, doc.encoding = len(body.strip()), encoding
     return doc
+
+
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+
+
+def _setext_text(lines: list[str]) -> bool:
+    """Whether the lines end in a one-line paragraph of text that a `===` or `---` line below makes a heading."""
+    return bool(lines) and is_prose_line(lines[-1]) and (len(lines) == 1 or not lines[-2].strip())
 
 
 def _drop_title_heading(blocks: list[Block], title: str) -> list[Block]:
@@ -175,7 +182,7 @@ def load_text(path: Path) -> LoadedDocument:
     title = ""
     if lines and 0 < len(lines[0].strip()) <= 120:
         title, text = lines[0].strip(), "\n".join(lines[1:])
-    blocks = [Block((), p.strip()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    blocks = [Block((), paragraph) for paragraph in paragraphs(text, plain=True)]
     doc = _document(path, title, "", blocks)
     doc.source_chars, doc.encoding = source_chars, encoding
     return doc
@@ -396,9 +403,7 @@ def load_pdf(path: Path) -> LoadedDocument:
     blocks: list[Block] = []
     for number, page in enumerate(pages, start=1):
         for paragraph in re.split(r"\n\s*\n", page):
-            # PDF lines break mid-sentence: join them back, keeping Chinese text unspaced.
-            joined = re.sub(r"(?<=[\u3000-\u9fff])\n(?=[\u3000-\u9fff])", "", paragraph.strip())
-            joined = re.sub(r"\s*\n\s*", " ", joined)
+            joined = join_lines(paragraph.splitlines())  # PDF lines break mid-sentence
             if joined:
                 blocks.append(Block((f"Page {number}",), joined))
     title = meta_title.strip() or next((b.text for b in blocks if len(b.text) <= 120), "")

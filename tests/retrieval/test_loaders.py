@@ -24,7 +24,7 @@ def test_markdown_front_matter_headings_and_paragraphs(tmp_path: Path) -> None:
     assert doc.source == "https://docs.example/saml"
     assert [(b.section, b.text) for b in doc.blocks] == [
         ((), "Intro text."),
-        (("Okta",), "Step one.\nStill step one."),
+        (("Okta",), "Step one. Still step one."),  # a wrapped paragraph is one line
         (("Okta", "Certificates"), "```\ncode block\n\n# not a heading\n```"),
         (("Azure",), "- item a\n- item b"),
     ]
