@@ -47,19 +47,15 @@ app.add_typer(admin_app, name="admin")
 
 
 def _quiet_libraries() -> None:
-    """Model-loading progress bars and library chatter hide ragbot's own output."""
+    """Model-loading progress bars and library chatter hide ragbot's own output. Said through the variables the
+    libraries read when they load (transformers takes its level from TRANSFORMERS_VERBOSITY and its progress bars
+    from HF_HUB_DISABLE_PROGRESS_BARS), so no command pays for importing transformers before it needs a model."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "sentence_transformers", "transformers", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def main() -> None:
