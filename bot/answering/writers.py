@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from retrieval.documents import Candidate
+from retrieval.text import glue
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
@@ -161,13 +162,6 @@ def _joins(previous: str, line: str) -> bool:
     return bool(end) and end not in _TERMINAL and len(previous) >= wrapped_width
 
 
-def _glue(previous: str, line: str) -> str:
-    """Chinese wraps without a space; everything else is joined by one."""
-    if _CJK.match(previous[-1:]) and _CJK.match(line[:1]):
-        return previous + line
-    return f"{previous} {line}"
-
-
 def prose_units(text: str) -> list[tuple[str, bool]]:
     """The paragraphs and list items of a passage, hard-wrapped lines joined: (text, is a list item). Code blocks,
     tables, HTML and headings are left out; they do not read as sentences."""
@@ -195,7 +189,7 @@ def prose_units(text: str) -> list[tuple[str, bool]]:
             close()
             current, is_item = _LIST_MARKER.sub("", line).strip(), True
         elif current is not None and ((is_item and line[:1].isspace()) or _joins(current, stripped)):
-            current = _glue(current, stripped)
+            current = glue(current, stripped)
         else:
             close()
             current, is_item = stripped, False
