@@ -3,12 +3,14 @@ default, no collection means the configured default collection, no retrieval mod
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import store
 from bot.answering.results import PresetSnapshot
 from rerank import DEFAULT_INSTRUCTION
-from store.models import DEFAULT_RETRIEVAL_MODE
+from store.models import DEFAULT_PRESET_INSTRUCTION, DEFAULT_RETRIEVAL_MODE, DEFAULT_TEAM
 
 
 def instruction_or_default(text: str | None) -> str:
@@ -44,3 +46,31 @@ class Presets:
         with self._sessions() as session:
             row = store.preset_named(session, name) if name else store.preset_for(session, channel)
             return snapshot(row, self.default_collection)
+
+    def ensure(self, name: str, collection: str) -> PresetSnapshot:
+        """The preset named `name`, created on first use with the stock instruction and sizes and searching
+        `collection`; one that exists is left as it is (an admin may have tuned it)."""
+        with self._sessions() as session:
+            row = session.scalar(select(store.Preset).where(store.Preset.name == name))
+            if row is None:
+                row = store.Preset(
+                    name=name, team=DEFAULT_TEAM, instruction=DEFAULT_PRESET_INSTRUCTION, collection=collection
+                )
+                session.add(row)
+                try:
+                    session.commit()
+                except IntegrityError:  # another process created it meanwhile: theirs stands
+                    session.rollback()
+                    row = store.preset_named(session, name)
+            return snapshot(row, self.default_collection)
+
+    def remove(self, name: str, collection: str) -> bool:
+        """Delete the preset named `name` with its channel bindings, only when it searches `collection` (a
+        preset someone pointed elsewhere is theirs); True when one was deleted."""
+        with self._sessions() as session:
+            row = session.scalar(select(store.Preset).where(store.Preset.name == name))
+            if row is None or row.collection != collection:
+                return False
+            session.delete(row)
+            session.commit()
+            return True
