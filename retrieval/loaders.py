@@ -372,6 +372,8 @@ def _tag_blocks(body: Any) -> tuple[list[Block], str]:
         if element.find_parent(_HTML_BLOCKS):  # nested: the outer block already has its text
             continue
         text = element.get_text(" ", strip=True)
+        if element.name != "pre":  # line ends in the page's source are spaces
+            text = join_lines(text.splitlines())
         if not text:
             continue
         if element.name in _HEADING_TAGS:
