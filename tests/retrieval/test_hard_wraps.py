@@ -184,12 +184,12 @@ def test_loose_list_item_paragraph_is_prose_not_code() -> None:
     assert paragraphs("Run:\n\n    $ one\n    $ two") == ["Run:", "    $ one\n    $ two"]
 
 
-
 @pytest.mark.parametrize(
     ("caption", "text"),
     [("The login page\nafter setup", "The login page after setup"), ("单点登录\n配置页面", "单点登录配置页面")],
 )
 def test_html_fallback_joins_source_line_ends(tmp_path: Path, caption: str, text: str) -> None:
     # A page trafilatura finds no main content in goes through the tag scan, which must join wrapped lines too.
-    doc = load(tmp_path, "figure.html", f"<html><body><figure><figcaption>{caption}</figcaption></figure></body></html>")
+    page = f"<html><body><figure><figcaption>{caption}</figcaption></figure></body></html>"
+    doc = load(tmp_path, "figure.html", page)
     assert [b.text for b in doc.blocks] == [text]
