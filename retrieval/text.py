@@ -19,6 +19,7 @@ _UNSPACED = re.compile(
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _DELIMITED = re.compile(r"^(-{4,}|\.{4,})$")  # AsciiDoc listing/literal block delimiters in plain text
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,9}[.)])(?:\s|$)")
+_ORDERED_NOT_ONE = re.compile(r"^\s*(?!0*1[.)])\d{1,9}[.)]")  # cannot start a list inside a paragraph ("in\n2024.")
 _QUOTE = re.compile(r"^ {0,3}> ?")
 _RULE = re.compile(r"^ {0,3}(?:([-_*])(?:[ \t]*\1){2,}|={3,}|\+{4,}|\^{4,})[ \t]*$")  # breaks, setext underlines
 _ATX_HEADING = re.compile(r"^ {0,3}#{1,6}(?:\s|$)")
@@ -171,7 +172,7 @@ def paragraphs(text: str, *, plain: bool = False) -> list[str]:
             end_line()
             block.append(line)
             continue
-        if _LIST_ITEM.match(line):
+        if _LIST_ITEM.match(line) and not (current is not None and not in_list and _ORDERED_NOT_ONE.match(line)):
             end_line()
             current, in_list = line, True
         elif current is not None and not broke:

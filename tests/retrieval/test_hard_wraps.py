@@ -193,3 +193,8 @@ def test_html_fallback_joins_source_line_ends(tmp_path: Path, caption: str, text
     page = f"<html><body><figure><figcaption>{caption}</figcaption></figure></body></html>"
     doc = load(tmp_path, "figure.html", page)
     assert [b.text for b in doc.blocks] == [text]
+
+
+def test_a_year_at_a_line_start_does_not_start_a_list() -> None:
+    assert paragraphs("Released in\n2024. It replaced\n1. nothing") == ["Released in 2024. It replaced\n1. nothing"]
+    assert paragraphs("Steps:\n1. one\n2. two") == ["Steps:\n1. one\n2. two"]
