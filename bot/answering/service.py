@@ -1,5 +1,6 @@
 """The answer service: the one place a question is answered. Preset for the channel -> retrieve -> rerank with
-the preset's instruction -> keep top_n above min_score -> write the answer -> log the whole ranking.
+the preset's instruction -> keep top_n above min_score (or, without a reranker floor, only when retrieval found
+something relevant: `bot/answering/relevance.py`) -> write the answer -> log the whole ranking.
 
 The Slack app, the admin app, the CLI and the evaluation use this API and nothing below it."""
 
@@ -17,6 +18,7 @@ from bot.answering.presets import Presets
 from bot.answering.questions import validate_question
 from bot.answering.ranking import RerankerSlot, first_sentence, rerank_candidates
 from bot.answering.record import RankingRecorder
+from bot.answering.relevance import RelevanceGate
 from bot.answering.results import (
     AnswerStatus,
     AskResult,
@@ -45,7 +47,11 @@ def _wait_for_explanation(explaining: Future[None]) -> None:
 
 
 class AnswerService:
-    """Answers questions, ranks given texts, compares presets. Built once per process by the composition root."""
+    """Answers questions, ranks given texts, compares presets. Built once per process by the composition root.
+
+    `relevance` judges whether the knowledge base addresses a question at all when no reranker floor applies
+    (no reranker, or a preset whose `min_score` is 0): below its floor the answer is "not found" with the closest
+    passages. None answers from whatever retrieval found (test doubles whose candidates carry no scores)."""
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class AnswerService:
         answer_writer: AnswerWriter,
         recorder: RankingRecorder,
         require_rerank: bool = False,
+        relevance: RelevanceGate | None = None,
     ) -> None:
         self.presets = presets
         self.retriever = retriever
@@ -62,6 +69,7 @@ class AnswerService:
         self.answer_writer = answer_writer
         self.recorder = recorder
         self.require_rerank = require_rerank
+        self.relevance = relevance
         self._extractive = ExtractiveAnswerer()
         # Fetches each candidate's per-leg ranks while the reranker works (off the answer's critical path).
         self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragbot-explain")
@@ -184,6 +192,24 @@ class AnswerService:
         in_retrieval_order = [RankedCandidate(c) for c in candidates]
         return in_retrieval_order, RerankStatus.skipped(reason), name, (time.perf_counter() - t0) * 1000
 
+    def _eligible(
+        self, question: str, ranked: list[RankedCandidate], preset: PresetSnapshot, rerank_status: RerankStatus
+    ) -> tuple[list[RankedCandidate], str]:
+        """The candidates an answer may be written from, and what was measured when that leaves none.
+
+        A preset's `min_score` above 0 is a floor on the reranker's 0-1 scale, applied when reranking ran (retrieval
+        scores are not on that scale). Otherwise the relevance gate judges the question against what retrieval
+        found: all candidates stay eligible, or none."""
+        if rerank_status.ok and preset.min_score > 0:
+            top = (ranked[0].rerank_score or 0.0) if ranked else 0.0
+            eligible = [rc for rc in ranked if (rc.rerank_score or 0.0) >= preset.min_score]
+            return eligible, f"best rerank score {top:.2f} is below this preset's minimum of {preset.min_score:g}"
+        if self.relevance is not None and ranked:
+            relevance = self.relevance.measure(question, [rc.candidate for rc in ranked])
+            if not relevance.enough:
+                return [], relevance.describe()
+        return ranked, ""
+
     def _answer(
         self,
         question: str,
@@ -192,18 +218,15 @@ class AnswerService:
         rerank_status: RerankStatus,
         reranker_name: str | None,
     ) -> AskResult:
-        # min_score is on the reranker's 0-1 scale; retrieval scores are not comparable to it.
-        eligible = [rc for rc in ranked if not rerank_status.ok or (rc.rerank_score or 0.0) >= preset.min_score]
+        eligible, why_not = self._eligible(question, ranked, preset, rerank_status)
         places = choose_places(eligible, preset.top_n)  # one section's overlapping chunks are one place
         if not places:
             if not ranked:
                 text = "I found nothing in the knowledge base for this question."
             else:
-                top = ranked[0].rerank_score or 0.0
                 text = (
-                    f"I could not find a passage that answers this confidently (best rerank score {top:.2f} is "
-                    f"below this preset's minimum of {preset.min_score:g}). The closest passages are listed "
-                    "below; check them yourself or rephrase the question."
+                    f"I could not find a passage that answers this confidently ({why_not}). The closest passages "
+                    "are listed below; check them yourself or rephrase the question."
                 )
             closest = [Citation.of(i, p[0]) for i, p in enumerate(choose_places(ranked, preset.top_n), start=1)]
             return AskResult(

@@ -23,6 +23,7 @@ from bot.answering import (
     RankingRecorder,
     RerankerSlot,
 )
+from bot.answering.relevance import RelevanceFloors, RelevanceGate
 from bot.settings import Settings
 from rerank import DynamicBatcher, Reranker, RerankerLoadError
 from retrieval import Embedder, Index, Retriever, open_index
@@ -171,6 +172,11 @@ class Components:
             answer_writer=make_answer_writer(self.settings),
             recorder=RankingRecorder(self.sessions, Path(self.settings.ranking_spool_dir)),
             require_rerank=self.settings.rerank_required,
+            relevance=RelevanceGate(
+                RelevanceFloors(self.settings.relevance_min_similarity, self.settings.relevance_min_term_match),
+                self.retriever.dense_languages,
+                self.retriever.lexical,
+            ),
         )
 
     def close(self) -> None:
