@@ -91,9 +91,6 @@ class Settings(BaseSettings):
     )
 
     # --- answering -------------------------------------------------------------------------------
-    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = extractive.")
-    llm_model: str = "gpt-4o-mini"
-    llm_api_key: str | None = None
     # "Not found" without a reranker floor (no reranker, or a preset's min_score of 0): bot/answering/relevance.py.
     # Calibrated for the bundled embedder by bench/not_found_calibration.py; recalibrate after changing EMBED_MODEL.
     relevance_min_similarity: float = Field(
@@ -110,6 +107,9 @@ class Settings(BaseSettings):
         description="Least share of a question's terms one passage must contain (questions in other languages, "
         "lexical-only presets); below it the answer is 'not found'. 0 = off.",
     )
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = extractive.")
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: str | None = None
     llm_timeout: float = Field(30.0, gt=0)
 
     # --- storage ---------------------------------------------------------------------------------
