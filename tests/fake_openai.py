@@ -1,13 +1,21 @@
-"""A local HTTP server that speaks the OpenAI chat-completions protocol, for tests at that boundary."""
+"""A local HTTP server that speaks the OpenAI chat-completions protocol, for tests at that boundary: a whole
+completion, or with `"stream": true` server-sent events (`data: {chunk}` lines whose `choices[0].delta.content`
+carry the reply piece by piece, then `data: [DONE]`), the way OpenAI-compatible servers stream."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def stream_pieces(reply: str) -> list[str]:
+    """The reply cut into the pieces a streaming server sends: each word with the space before it."""
+    return re.findall(r"\s*\S+", reply) or [reply]
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
@@ -15,13 +23,18 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
     reply = "SSO needs the Business plan [1]; Okta is supported [2] [5]."
     requests: list[dict] = []  # noqa: RUF012 - shared by the test and the handler on purpose
-    delay = 0.0
+    delay = 0.0  # before the answer (a slow LLM)
+    piece_delay = 0.0  # between streamed pieces
+    break_stream_after: int | None = None  # a stream that stops after this many pieces, without [DONE]
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeOpenAI.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         if FakeOpenAI.delay:
             threading.Event().wait(FakeOpenAI.delay)
+        if body.get("stream"):
+            self._stream(body)
+            return
         payload = {
             "id": "chatcmpl-1",
             "object": "chat.completion",
@@ -38,6 +51,40 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError):  # the client gave up waiting (an LLM timeout test)
             self.wfile.write(data)
 
+    def _stream(self, body: dict) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+
+        def chunk(delta: dict, finish_reason: str | None = None, **extra: object) -> dict:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+            return {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body["model"],
+                "choices": [choice],
+                **extra,
+            }
+
+        pieces = stream_pieces(self.reply)
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": piece}) for piece in pieces]
+        events.append(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 10, "completion_tokens": len(pieces), "total_tokens": 10 + len(pieces)}
+            events.append({**chunk({}), "choices": [], "usage": usage})
+        lines = [f"data: {json.dumps(event)}\n\n" for event in events] + ["data: [DONE]\n\n"]
+        if FakeOpenAI.break_stream_after is not None:
+            lines = lines[: 1 + FakeOpenAI.break_stream_after]  # the role chunk, then that many pieces
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for line in lines:
+                self.wfile.write(line.encode())
+                self.wfile.flush()
+                if FakeOpenAI.piece_delay:
+                    threading.Event().wait(FakeOpenAI.piece_delay)
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -45,7 +92,8 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 @contextmanager
 def serve_fake_openai() -> Iterator[str]:
     FakeOpenAI.requests = []
-    FakeOpenAI.delay = 0.0
+    FakeOpenAI.delay = FakeOpenAI.piece_delay = 0.0
+    FakeOpenAI.break_stream_after = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

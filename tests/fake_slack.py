@@ -1,5 +1,9 @@
 """A local HTTP server that plays Slack's Web API (and `response_url`s), recording every call, the way
-bolt-python's own test suite does. Point `WebClient(base_url=...)` / SLACK_API_URL at `FakeSlack.api_url`."""
+bolt-python's own test suite does. Point `WebClient(base_url=...)` / SLACK_API_URL at `FakeSlack.api_url`.
+
+Besides messages, reactions, threads and modals it plays the AI-app surfaces: `assistant.threads.setStatus`,
+`.setSuggestedPrompts` and `.setTitle`, and streamed messages (`chat.startStream` / `appendStream` /
+`stopStream`), answering and failing the way Slack does."""
 
 from __future__ import annotations
 
@@ -24,6 +28,37 @@ class Call:
     at: float
 
 
+@dataclass
+class Stream:
+    """A message streamed with `chat.startStream`: its text so far and, once stopped, its final blocks."""
+
+    channel: str
+    thread_ts: str
+    ts: str
+    text: str = ""
+    streaming: bool = True
+    blocks: list[dict[str, Any]] | None = None
+
+
+MAX_SUGGESTED_PROMPTS = 4
+
+
+def _streamed_text(args: dict[str, Any]) -> str:
+    """The Markdown a stream call adds: its `markdown_text` and its `markdown_text` chunks, in order."""
+    text = args.get("markdown_text") or ""
+    chunks = args.get("chunks")
+    if isinstance(chunks, str):  # sent form-encoded
+        chunks = json.loads(chunks)
+    for chunk in chunks or []:
+        if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
+            text += chunk.get("text") or ""
+    return text
+
+
+def _missing(args: dict[str, Any], *names: str) -> bool:
+    return any(not args.get(name) for name in names)
+
+
 class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -31,6 +66,8 @@ class FakeSlack:
         self.rate_limit_next: dict[str, int] = {}  # method -> how many 429s to answer before succeeding
         self.socket_url: str | None = None  # what apps.connections.open hands out
         self.auth_error: str | None = None  # e.g. "invalid_auth": auth.test fails like Slack does
+        self.errors: dict[str, str] = {}  # method -> the error Slack answers it with (while set)
+        self.streams: dict[str, Stream] = {}  # by the streamed message's ts
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         fake = self
@@ -42,7 +79,7 @@ class FakeSlack:
                     args = json.loads(raw or "{}")
                 else:
                     args = {k: v[0] for k, v in parse_qs(raw).items()}
-                    for key in ("blocks", "view", "attachments"):
+                    for key in ("blocks", "view", "attachments", "prompts", "chunks"):
                         if isinstance(args.get(key), str):
                             args[key] = json.loads(args[key])
                 method = self.path.rsplit("/", 1)[-1] if self.path.startswith("/api/") else "response_url"
@@ -84,6 +121,12 @@ class FakeSlack:
             ts = f"1700000000.{next(self._ts):06d}"
         if method == "auth.test" and self.auth_error:
             return 200, {"ok": False, "error": self.auth_error}, {}
+        if method in self.errors:
+            return 200, {"ok": False, "error": self.errors[method]}, {}
+        if method.startswith("assistant.threads."):
+            return 200, self._assistant_thread(method, args), {}
+        if method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+            return 200, self._stream(method, args, ts), {}
         if method == "auth.test":
             return 200, {"ok": True, "team_id": "T1", "user_id": BOT_USER_ID, "bot_id": BOT_ID, "user": "ragbot"}, {}
         if method in ("chat.postMessage", "chat.postEphemeral"):
@@ -96,6 +139,53 @@ class FakeSlack:
         if method == "views.open":
             return 200, {"ok": True, "view": {"id": "V1", **(args.get("view") or {})}}, {}
         return 200, {"ok": True}, {}
+
+    def _assistant_thread(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        required = {
+            "assistant.threads.setStatus": ("channel_id", "thread_ts"),  # an empty status clears it
+            "assistant.threads.setTitle": ("channel_id", "thread_ts", "title"),
+            "assistant.threads.setSuggestedPrompts": ("channel_id", "prompts"),
+        }.get(method)
+        if required is None:
+            return {"ok": False, "error": "unknown_method"}
+        if _missing(args, *required) or (method.endswith("setStatus") and "status" not in args):
+            return {"ok": False, "error": "invalid_arguments"}
+        if method.endswith("setSuggestedPrompts"):
+            prompts = args["prompts"]
+            well_formed = isinstance(prompts, list) and all(
+                isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts
+            )
+            if not well_formed or len(prompts) > MAX_SUGGESTED_PROMPTS:
+                return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True}
+
+    def _stream(self, method: str, args: dict[str, Any], ts: str) -> dict[str, Any]:
+        channel = args.get("channel")
+        if method == "chat.startStream":
+            if _missing(args, "channel", "thread_ts"):
+                return {"ok": False, "error": "invalid_arguments"}
+            if not str(channel).startswith("D") and _missing(args, "recipient_team_id", "recipient_user_id"):
+                return {"ok": False, "error": "invalid_arguments"}  # a channel stream names whom it answers
+            with self._lock:
+                self.streams[ts] = Stream(channel, args["thread_ts"], ts, _streamed_text(args))
+            return {"ok": True, "channel": channel, "ts": ts}
+        if _missing(args, "channel", "ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._lock:
+            stream = self.streams.get(args["ts"])
+            if stream is None or stream.channel != channel:
+                return {"ok": False, "error": "message_not_found"}
+            if not stream.streaming:
+                return {"ok": False, "error": "message_not_in_streaming_state"}
+            stream.text += _streamed_text(args)
+            if method == "chat.stopStream":
+                stream.streaming = False
+                blocks = args.get("blocks")
+                stream.blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        if method == "chat.stopStream":
+            message = {"type": "message", "ts": stream.ts, "text": stream.text, "blocks": stream.blocks or []}
+            return {"ok": True, "channel": channel, "ts": stream.ts, "message": message}
+        return {"ok": True, "channel": channel, "ts": stream.ts}
 
     # -- for assertions ----------------------------------------------------------------------------
     def calls_to(self, method: str) -> list[Call]:
