@@ -113,6 +113,12 @@ class AskResult:
         """An answer from the passages (not "no passage was good enough")."""
         return self.status is AnswerStatus.OK
 
+    @property
+    def uncited(self) -> bool:
+        """An answer whose text cites none of its sources: they are the passages it was written from (the
+        service lists them all), not sources it cites."""
+        return self.answered and bool(self.citations) and not any(f"[{c.n}]" in self.answer for c in self.citations)
+
     def to_json(self) -> dict[str, Any]:
         """The `ragbot ask --json` contract."""
         return {

@@ -1,4 +1,6 @@
-"""Block Kit rendering of answers, within Slack's limits (3,000 characters a section, 50 blocks a message)."""
+"""Block Kit rendering of answers, within Slack's limits: the answer in `markdown` blocks (standard Markdown, which
+Slack renders; 12,000 characters in total a message), sources in mrkdwn sections (3,000 characters each), 👍/👎 as
+Slack's own `feedback_buttons`, at most 50 blocks a message."""
 
 from __future__ import annotations
 
@@ -12,8 +14,13 @@ from bot.answering import AnswerStatus, AskResult, Citation, RerankStatus
 from bot.answering.passages import place_of
 
 SECTION_LIMIT = 3000
+MARKDOWN_LIMIT = 12_000  # all markdown blocks of one message together
 MAX_BLOCKS = 50
+MAX_ANSWER_MESSAGES = 3  # an answer past 3 x 12,000 characters is cut (a slash command's response_url takes 5 posts)
 FEEDBACK_BLOCK_ID = "ragbot_feedback"
+ACTION_FEEDBACK = "ragbot_feedback"  # the feedback_buttons element; its buttons' values are `<vote>:<ranking id>`
+VOTES = {"helpful": +1, "not_helpful": -1}
+# The buttons of answers posted before `feedback_buttons` (values: the ranking id): still answered.
 ACTION_HELPFUL = "ragbot_feedback_up"
 ACTION_NOT_HELPFUL = "ragbot_feedback_down"
 ACTION_SHARE = "ragbot_share"
@@ -22,6 +29,17 @@ COMMENT_MAX_CHARS = 2000
 
 _MD_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
 _MD_BOLD = re.compile(r"\*\*(.+?)\*\*")
+UNCITED_HEADING = "*The answer cites no source; these are the passages it was written from:*"
+CUT_NOTE = "_The answer was cut to fit in Slack; the full text is in the log._"
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One message to post: its `text` fallback (notifications, screen readers; Slack reads it as mrkdwn) and its
+    blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,7 @@ class AnswerView:
     preset_version: int
     rerank: RerankStatus
     note: str | None = None
+    uncited: bool = False  # an answer that cites none of its sources: they are what it was written from
 
     def __post_init__(self) -> None:  # a view may be built from logged text: give it the typed statuses
         object.__setattr__(self, "status", AnswerStatus(self.status))
@@ -52,6 +71,7 @@ class AnswerView:
             preset_version=result.preset.version,
             rerank=result.rerank,
             note=result.note,
+            uncited=result.uncited,
         )
 
     @classmethod
@@ -59,12 +79,15 @@ class AnswerView:
         status = AnswerStatus(log.status)
         # Best first: the merged chunks of one section share a citation number, and its best chunk speaks for it.
         ranked = sorted(log.candidates, key=lambda c: c.rerank_rank or c.retrieval_rank)
+        uncited = False
         if status is AnswerStatus.OK:
-            cited: dict[int, store.LoggedCandidate] = {}
+            used: dict[int, store.LoggedCandidate] = {}
             for c in ranked:
-                if c.used and c.citation and f"[{c.citation}]" in (log.answer or ""):
-                    cited.setdefault(c.citation, c)
-            chosen = [cited[n] for n in sorted(cited)]
+                if c.used and c.citation:
+                    used.setdefault(c.citation, c)
+            cited = {n: c for n, c in used.items() if f"[{n}]" in (log.answer or "")}
+            uncited = bool(used) and not cited  # then the answer was written from all it used (see AskResult)
+            chosen = [(cited or used)[n] for n in sorted(cited or used)]
             sources = [Citation(c.citation, c.title, c.section, c.source, c.rerank_score) for c in chosen]
         else:
             places: dict[tuple[str, str], store.LoggedCandidate] = {}
@@ -81,6 +104,7 @@ class AnswerView:
             preset_version=log.preset_version,
             rerank=log.rerank_status,
             note=log.error,
+            uncited=uncited,
         )
 
 
@@ -90,10 +114,17 @@ def escape(text: str) -> str:
 
 
 def to_mrkdwn(text: str) -> str:
-    """Answer text (Markdown from an LLM, or plain) as safe Slack mrkdwn."""
+    """Answer text (Markdown from an LLM, or plain) as safe Slack mrkdwn, for the surfaces that speak only mrkdwn
+    (a message's `text` fallback): escaped, with Markdown's links and bold in mrkdwn's syntax."""
     text = escape(text)
     text = _MD_LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1).replace('|', '¦')}>", text)
     return _MD_BOLD.sub(r"*\1*", text)
+
+
+def markdown_text(text: str) -> str:
+    """Answer text for a `markdown` block: standard Markdown stays as it is; every `<` is escaped, so a passage's
+    `<!channel>`, `<@U...>` or `<https://...|friendly words>` stays text in whatever way Slack reads it."""
+    return text.replace("<", "&lt;")
 
 
 def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
@@ -110,6 +141,22 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     if rest:
         pieces.append(rest)
     return pieces
+
+
+def _answer_pieces(text: str) -> list[tuple[str, str]]:
+    """The answer as (text, markdown) pieces, each markdown piece within one message's markdown limit (escaping
+    can make a piece up to four times longer: such a piece is cut smaller)."""
+    pieces: list[tuple[str, str]] = []
+    for piece in split_text(text, MARKDOWN_LIMIT):
+        if len(markdown_text(piece)) <= MARKDOWN_LIMIT:
+            pieces.append((piece, markdown_text(piece)))
+        else:
+            pieces.extend((p, markdown_text(p)) for p in split_text(piece, MARKDOWN_LIMIT // 4))
+    return pieces
+
+
+def _markdown(text: str) -> dict[str, Any]:
+    return {"type": "markdown", "text": text}
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -129,24 +176,27 @@ def _source_line(source: Citation) -> str:
     return f"[{source.n}] {title} (`{escape(source.source)}`){score}"
 
 
-def feedback_actions(ranking_id: int) -> dict[str, Any]:
-    value = str(ranking_id)
+def _feedback_button(emoji: str, label: str, vote: str, ranking_id: int) -> dict[str, Any]:
     return {
-        "type": "actions",
+        "text": {"type": "plain_text", "text": emoji},
+        "accessibility_label": label,
+        "value": f"{vote}:{ranking_id}",
+    }
+
+
+def feedback_actions(ranking_id: int) -> dict[str, Any]:
+    """Slack's own 👍/👎: a `feedback_buttons` element in a `context_actions` block. Both buttons share one
+    action id; the pressed one's value says which vote it is and for which ranking."""
+    return {
+        "type": "context_actions",
         "block_id": FEEDBACK_BLOCK_ID,
         "elements": [
             {
-                "type": "button",
-                "action_id": ACTION_HELPFUL,
-                "text": {"type": "plain_text", "text": "👍 Helpful", "emoji": True},
-                "value": value,
-            },
-            {
-                "type": "button",
-                "action_id": ACTION_NOT_HELPFUL,
-                "text": {"type": "plain_text", "text": "👎 Not helpful", "emoji": True},
-                "value": value,
-            },
+                "type": "feedback_buttons",
+                "action_id": ACTION_FEEDBACK,
+                "positive_button": _feedback_button("👍", "This answer was helpful", "helpful", ranking_id),
+                "negative_button": _feedback_button("👎", "This answer was not helpful", "not_helpful", ranking_id),
+            }
         ],
     }
 
@@ -167,15 +217,19 @@ def share_actions(ranking_id: int) -> dict[str, Any]:
     }
 
 
-def answer_blocks(view: AnswerView, actions: str = "feedback") -> list[dict[str, Any]]:
-    """The answer, its sources, the preset, and feedback (or share) buttons; at most 50 blocks."""
+def _tail(view: AnswerView, actions: str) -> list[dict[str, Any]]:
+    """What follows the answer in its last message: sources, preset, note, and feedback (or share) buttons."""
     tail: list[dict[str, Any]] = []
     if view.sources:
-        heading = "*Sources*" if view.status is AnswerStatus.OK else "*Closest passages* (not used for an answer)"
+        if view.status is not AnswerStatus.OK:
+            heading = "*Closest passages* (not used for an answer)"
+        else:
+            heading = UNCITED_HEADING if view.uncited else "*Sources*"
         lines = [_source_line(s) for s in view.sources]
         if not view.rerank.ok:
             lines.append(f"⚠️ Reranking was {escape(view.rerank)}; these are in retrieval order.")
-        tail.extend(_section(piece) for piece in split_text(heading + "\n" + "\n".join(lines)))
+        sections = [_section(piece) for piece in split_text(heading + "\n" + "\n".join(lines))]
+        tail.extend(sections[: MAX_BLOCKS - 8])  # room for the answer, its notes, the preset and the buttons
     meta = f"Preset *{escape(view.preset)}* (v{view.preset_version})"
     if view.ranking_id is not None:
         meta += f" · ref R-{view.ranking_id}"
@@ -186,24 +240,28 @@ def answer_blocks(view: AnswerView, actions: str = "feedback") -> list[dict[str,
         tail.append(feedback_actions(view.ranking_id))
     elif view.ranking_id is not None and actions == "share":
         tail.append(share_actions(view.ranking_id))
-
-    room = MAX_BLOCKS - len(tail)
-    body = [_section(piece) for piece in split_text(to_mrkdwn(view.answer) or "_(no answer)_")]
-    if len(body) > room:
-        body = [*body[: room - 1], _context("_The answer was cut to fit in Slack; the full text is in the log._")]
-    return body + tail
+    return tail
 
 
-def shared_answer_blocks(view: AnswerView, user: str, question: str) -> list[dict[str, Any]]:
-    """An answer shared from a slash command into the channel, with who asked what."""
+def answer_messages(view: AnswerView, actions: str = "feedback") -> list[SlackMessage]:
+    """The answer as Slack messages, posted in order: one, or several when the answer passes a message's
+    markdown limit (at most `MAX_ANSWER_MESSAGES`, then cut, and said). The last one carries the sources, the
+    preset and the feedback (or share) buttons. Each message's `text` is its piece of the answer in mrkdwn."""
+    pieces = _answer_pieces(view.answer) or [("(no answer)", "_(no answer)_")]
+    cut = len(pieces) > MAX_ANSWER_MESSAGES
+    pieces = pieces[:MAX_ANSWER_MESSAGES]
+    messages = [SlackMessage(to_mrkdwn(text[:SECTION_LIMIT]), [_markdown(md)]) for text, md in pieces]
+    last = messages[-1]
+    notes = [_context(CUT_NOTE)] if cut else []
+    messages[-1] = SlackMessage(last.text, [*last.blocks, *notes, *_tail(view, actions)])
+    return messages
+
+
+def shared_answer_messages(view: AnswerView, user: str, question: str) -> list[SlackMessage]:
+    """An answer shared from a slash command into the channel, with who asked what above it."""
     asked = _context(f"<@{user}> asked: {escape(question)}"[:SECTION_LIMIT])
-    return [asked, *answer_blocks(view)[: MAX_BLOCKS - 1]]
-
-
-def answer_text(view: AnswerView) -> str:
-    """The fallback text (notifications, screen readers), escaped like the blocks: Slack reads `<!channel>`,
-    `<@U...>` and `<https://...|...>` in it too, and documents must not mention or link anyone through it."""
-    return escape(view.answer[:SECTION_LIMIT])
+    first, *rest = answer_messages(view)
+    return [SlackMessage(first.text, [asked, *first.blocks][:MAX_BLOCKS]), *rest]
 
 
 def thanks_block(user: str, value: int) -> dict[str, Any]:

@@ -124,7 +124,8 @@ class SlackListeners:
         app.event("app_mention")(after_ack(self.on_mention))
         app.event("message")(after_ack(self.on_message))
         app.command(slash_command)(self.on_command)  # its ack carries the reply: it catches its own failures
-        app.action(blocks.ACTION_HELPFUL)(after_ack(self.on_helpful))
+        app.action(blocks.ACTION_FEEDBACK)(after_ack(self.on_feedback))
+        app.action(blocks.ACTION_HELPFUL)(after_ack(self.on_helpful))  # buttons of answers posted before
         app.action(blocks.ACTION_NOT_HELPFUL)(after_ack(self.on_not_helpful))
         app.action(blocks.ACTION_SHARE)(after_ack(self.on_share))
         app.view(blocks.COMMENT_MODAL)(after_ack(self.on_comment))
@@ -215,13 +216,14 @@ class SlackListeners:
             result = self.answers.ask(job.question, channel=channel, user=job.user, context=context)
             self.metrics.answered(result)
             view = blocks.AnswerView.from_result(result)
-            client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text=blocks.answer_text(view),
-                blocks=blocks.answer_blocks(view),
-                unfurl_links=False,
-            )
+            for message in blocks.answer_messages(view):
+                client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    unfurl_links=False,
+                )
             return Outcome(True, result.ranking_id)
         except QuestionError as exc:
             self.metrics.answers.labels(outcome="unusable").inc()
@@ -292,12 +294,13 @@ class SlackListeners:
             result = self.answers.ask(job.question, channel=job.channel, user=job.user)
             self.metrics.answered(result)
             view = blocks.AnswerView.from_result(result)
-            respond(
-                response_type="ephemeral",
-                replace_original=True,
-                text=blocks.answer_text(view),
-                blocks=blocks.answer_blocks(view, actions="share"),
-            )
+            for n, message in enumerate(blocks.answer_messages(view, actions="share")):
+                respond(
+                    response_type="ephemeral",
+                    replace_original=n == 0,
+                    text=message.text,
+                    blocks=message.blocks,
+                )
             return Outcome(True, result.ranking_id)
         except QuestionError as exc:
             self.metrics.answers.labels(outcome="unusable").inc()
@@ -322,12 +325,8 @@ class SlackListeners:
             respond(response_type="ephemeral", replace_original=False, text="That answer is no longer available.")
             return
         try:
-            client.chat_postMessage(
-                channel=channel,
-                text=blocks.answer_text(view),
-                blocks=blocks.shared_answer_blocks(view, user, ranking.question),
-                unfurl_links=False,
-            )
+            for message in blocks.shared_answer_messages(view, user, ranking.question):
+                client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False)
         except Exception as exc:
             log.warning("Sharing ranking %s in %s failed: %s", ranking_id, channel, exc)
             respond(
@@ -339,21 +338,32 @@ class SlackListeners:
         respond(delete_original=True)
 
     # -- feedback ----------------------------------------------------------------------------------
+    def on_feedback(self, body: dict[str, Any], ack: Ack, client: WebClient) -> None:
+        """A press on Slack's `feedback_buttons`: the action's `value` is the pressed button's, `<vote>:<id>`."""
+        ack()
+        vote, _, ranking = text_field(body, "actions", 0, "value").partition(":")
+        if vote not in blocks.VOTES:
+            raise BadPayload("the feedback value names no vote")
+        self._feedback(body, client, row_id(ranking, "the voted ranking"), blocks.VOTES[vote])
+
     def on_helpful(self, body: dict[str, Any], ack: Ack, client: WebClient) -> None:
         ack()
-        self._vote(body, client, +1)
+        self._feedback(body, client, row_id(field(body, "actions", 0, "value"), "the voted ranking"), +1)
 
     def on_not_helpful(self, body: dict[str, Any], ack: Ack, client: WebClient) -> None:
         ack()
-        trigger_id = _optional_text(body.get("trigger_id"))  # checked first: no vote without its modal
-        if trigger_id is None:
+        self._feedback(body, client, row_id(field(body, "actions", 0, "value"), "the voted ranking"), -1)
+
+    def _feedback(self, body: dict[str, Any], client: WebClient, ranking_id: int, value: int) -> None:
+        """Store the vote; a 👎 opens the comment modal (so it needs the press's trigger, checked first)."""
+        trigger_id = _optional_text(body.get("trigger_id"))
+        if value < 0 and trigger_id is None:
             raise BadPayload("no trigger_id")
-        feedback_id = self._vote(body, client, -1)
-        if feedback_id is not None:
+        feedback_id = self._vote(body, client, ranking_id, value)
+        if value < 0 and feedback_id is not None and trigger_id is not None:
             client.views_open(trigger_id=trigger_id, view=blocks.comment_modal(feedback_id))
 
-    def _vote(self, body: dict[str, Any], client: WebClient, value: int) -> int | None:
-        ranking_id = row_id(field(body, "actions", 0, "value"), "the voted ranking")
+    def _vote(self, body: dict[str, Any], client: WebClient, ranking_id: int, value: int) -> int | None:
         user = text_field(body, "user", "id")
         with self.sessions.begin() as session:
             if store.user_feedback(session, ranking_id, user) is not None:

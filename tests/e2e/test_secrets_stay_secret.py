@@ -58,7 +58,7 @@ def test_a_remote_reranker_and_llm_that_are_down(parts, remote_env: dict[str, st
     assert result.note and "The LLM could not answer" in result.note
     view = blocks.AnswerView.from_result(result)
     assert not leaks(result.answer, result.rerank, result.reranker, result.note, result.to_json())
-    assert not leaks(blocks.answer_text(view), blocks.answer_blocks(view))
+    assert not leaks(*[(message.text, message.blocks) for message in blocks.answer_messages(view)])
 
     with pytest.raises(AnswerError) as failed:
         parts.answers.ask(QUESTION, channel="C1", user="U1", require_rerank=True)

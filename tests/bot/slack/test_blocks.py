@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from bot.answering import Citation
 from bot.slack.blocks import (
+    MARKDOWN_LIMIT,
+    MAX_ANSWER_MESSAGES,
     MAX_BLOCKS,
     SECTION_LIMIT,
     AnswerView,
-    answer_blocks,
-    answer_text,
+    answer_messages,
     replace_feedback_buttons,
     split_text,
     to_mrkdwn,
@@ -28,25 +29,38 @@ def view(answer: str, **overrides) -> AnswerView:
     return AnswerView(**(fields | overrides))
 
 
-def test_long_answers_are_split_into_sections_under_the_limit() -> None:
-    answer = " ".join(f"Sentence number {i} explains one more detail of the setup." for i in range(400))
-    blocks = answer_blocks(view(answer))
-    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
-    assert len(answer) > 3 * SECTION_LIMIT and len(sections) >= 5
-    assert all(len(s) <= SECTION_LIMIT for s in sections)
-    assert " ".join(sections[:-1]) == answer  # nothing lost, cut between sentences (last one: Sources)
-    assert all(s.endswith(".") for s in sections[:-1])
+def answer_blocks(view: AnswerView) -> list[dict]:
+    """The blocks of an answer that fits one message."""
+    [message] = answer_messages(view)
+    return message.blocks
 
 
-def test_an_enormous_answer_still_fits_in_fifty_blocks_with_sources_and_buttons() -> None:
-    blocks = answer_blocks(view("word " * 60_000))
-    assert len(blocks) == MAX_BLOCKS
-    assert blocks[-1]["type"] == "actions" and "was cut to fit" in str(blocks)
+def test_long_answers_are_split_into_messages_under_the_markdown_limit() -> None:
+    answer = " ".join(f"Sentence number {i} explains **one more** detail of the setup." for i in range(500))
+    messages = answer_messages(view(answer))
+    markdown = [b["text"] for m in messages for b in m.blocks if b["type"] == "markdown"]
+    assert 2 * MARKDOWN_LIMIT < len(answer) < 3 * MARKDOWN_LIMIT and len(messages) == len(markdown) == 3
+    assert all(len(md) <= MARKDOWN_LIMIT for md in markdown)  # one markdown block a message: its total
+    assert " ".join(markdown) == answer  # nothing lost, Markdown kept, cut between sentences
+    assert all(md.endswith(".") for md in markdown)
+    # the sources, the preset and the buttons come once, under the last piece
+    assert [any(b["type"] == "context_actions" for b in m.blocks) for m in messages] == [False, False, True]
+    assert all(m.blocks[0]["type"] == "markdown" for m in messages)
+
+
+def test_an_enormous_answer_is_cut_after_the_last_message_and_says_so() -> None:
+    messages = answer_messages(view("word " * 60_000))
+    assert len(messages) == MAX_ANSWER_MESSAGES
+    assert all(len(m.blocks) <= MAX_BLOCKS for m in messages)
+    last = messages[-1].blocks
+    assert last[-1]["type"] == "context_actions" and "was cut to fit" in str(last)
+    assert "was cut to fit" not in str(messages[0].blocks)
 
 
 def test_titles_are_escaped_and_links_are_the_documents_own() -> None:
-    [sources] = [b for b in answer_blocks(view("See [1].")) if b.get("text", {}).get("text", "").startswith("*Sources")]
-    line = sources["text"]["text"].splitlines()[1]
+    sections = [b["text"]["text"] for b in answer_blocks(view("See [1].")) if b["type"] == "section"]
+    [sources] = [s for s in sections if s.startswith("*Sources")]
+    line = sources.splitlines()[1]
     assert line == "[1] <https://docs.example/sso?a=1&b=2|SSO &lt;beta&gt; &amp; SAML › Okta *setup*> · rerank 0.91"
 
 
@@ -70,22 +84,27 @@ def test_split_text_prefers_paragraphs() -> None:
 
 def test_feedback_buttons_are_replaced_by_a_thank_you() -> None:
     blocks = replace_feedback_buttons(answer_blocks(view("x [1]")), "U1", -1)
-    assert not any(b["type"] == "actions" for b in blocks)
+    assert not any(b["type"] == "context_actions" for b in blocks)
     assert blocks[-1]["elements"][0]["text"] == "👎 Thanks for the feedback, <@U1>!"
 
 
-def test_the_text_fallback_is_escaped_like_the_blocks() -> None:
-    """Slack turns `<!channel>`, `<@U...>` and `<url|label>` into mentions and links in `text` too."""
+def test_the_text_fallback_and_the_markdown_keep_mentions_and_links_as_text() -> None:
+    """Slack turns `<!channel>`, `<@U...>` and `<url|label>` into mentions and links in `text` (mrkdwn); the
+    markdown block gets every `<` escaped too, whatever Slack makes of them there."""
     hostile = "Read this <!channel> <!here> <@U0BOSS> & <https://evil.example/login|the SSO guide> [1]"
-    text = answer_text(view(hostile))
-    assert "<" not in text and ">" not in text
-    assert text == (
+    [message] = answer_messages(view(hostile))
+    assert "<" not in message.text and ">" not in message.text
+    assert message.text == (
         "Read this &lt;!channel&gt; &lt;!here&gt; &lt;@U0BOSS&gt; &amp; "
         "&lt;https://evil.example/login|the SSO guide&gt; [1]"
     )
-    section = answer_blocks(view(hostile))[0]["text"]["text"]
-    assert section == text  # the same escaping as the blocks
-    assert len(answer_text(view("<" * 10_000))) == 4 * SECTION_LIMIT  # cut first, then escaped: no half entity
+    markdown = message.blocks[0]
+    assert markdown["type"] == "markdown" and "<" not in markdown["text"]
+    assert markdown["text"] == hostile.replace("<", "&lt;")
+    first, second = answer_messages(view("<" * 5000))  # escaped, 20,000 characters: two messages
+    assert len(first.text) == 4 * SECTION_LIMIT  # cut first, then escaped: no half entity
+    markdown = [b["text"] for m in (first, second) for b in m.blocks if b["type"] == "markdown"]
+    assert [len(md) for md in markdown] == [MARKDOWN_LIMIT, 4 * 5000 - MARKDOWN_LIMIT]
 
 
 def test_a_view_rebuilt_from_the_log_lists_a_merged_section_once() -> None:

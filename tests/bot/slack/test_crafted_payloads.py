@@ -75,6 +75,14 @@ def test_crafted_block_actions_are_acked_and_ignored_never_a_500(slack, fake_sla
         "a user without an id": press(channel, value=str(log.id), user={"name": "bob"}),
         "a user id that is a list": press(channel, value=str(log.id), user={"id": ["U0BOB"]}),
         "not helpful without a trigger": press(channel, "ragbot_feedback_down", str(log.id), trigger_id=None),
+        "feedback buttons: a value without a vote": press(channel, "ragbot_feedback", str(log.id)),
+        "feedback buttons: an unknown vote": press(channel, "ragbot_feedback", f"maybe:{log.id}"),
+        "feedback buttons: a vote for no id": press(channel, "ragbot_feedback", "helpful:"),
+        "feedback buttons: a vote past 2^63": press(channel, "ragbot_feedback", f"helpful:{2**64}"),
+        "feedback buttons: a value that is a number": press(channel, "ragbot_feedback", log.id),
+        "feedback buttons: 👎 without a trigger": press(
+            channel, "ragbot_feedback", f"not_helpful:{log.id}", trigger_id=None
+        ),
         "share past 2^63": press(channel, "ragbot_share", str(2**64)),
         "share without a channel": press(channel, "ragbot_share", str(log.id), channel=None),
         "share without a response_url": press(channel, "ragbot_share", str(log.id), response_url=None),

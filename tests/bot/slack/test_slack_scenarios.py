@@ -41,11 +41,14 @@ def test_a_mention_gets_one_threaded_answer_with_sources_and_buttons(slack, fake
     assert (log.channel, log.user, log.status) == ("C0SALES01", "U0ALICE", "ok")
     contexts = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
     assert f"Preset *default* (v1) · ref R-{log.id}" in contexts
-    [actions] = [b for b in blocks if b["type"] == "actions"]
-    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
-        ("ragbot_feedback_up", str(log.id)),
-        ("ragbot_feedback_down", str(log.id)),
-    ]
+    assert blocks[0]["type"] == "markdown" and re.search(r"\[\d\]", blocks[0]["text"])
+    [actions] = [b for b in blocks if b["type"] == "context_actions"]
+    [buttons] = actions["elements"]
+    assert (buttons["type"], buttons["action_id"]) == ("feedback_buttons", "ragbot_feedback")
+    assert (buttons["positive_button"]["value"], buttons["negative_button"]["value"]) == (
+        f"helpful:{log.id}",
+        f"not_helpful:{log.id}",
+    )
     # the 👀 sign came before the answer, and went away after it
     [added] = fake_slack.calls_to("reactions.add")
     assert added.args | {"channel": "C0SALES01", "timestamp": TS, "name": "eyes"} == added.args
@@ -98,7 +101,23 @@ def _answered(slack, fake_slack, text: str = "How do I export all account data?"
     return reply, ranking_logs(slack)[-1]
 
 
-def _press(slack, reply, action_id: str, log_id: int, user: str = "U0BOB") -> None:
+def _vote(vote: str, log_id: int) -> dict:
+    """What Slack sends for a press on a `feedback_buttons` element: its action id and the pressed button's value."""
+    return {
+        "type": "feedback_buttons",
+        "action_id": "ragbot_feedback",
+        "block_id": "ragbot_feedback",
+        "value": f"{vote}:{log_id}",
+        "action_ts": "1700000002.000200",
+    }
+
+
+def _old_button(action_id: str, log_id: int) -> dict:
+    """A press on the buttons that answers carried before `feedback_buttons` (still in channels' history)."""
+    return {"action_id": action_id, "block_id": "ragbot_feedback", "value": str(log_id), "type": "button"}
+
+
+def _press(slack, reply, action: dict, user: str = "U0BOB") -> None:
     payload = {
         "type": "block_actions",
         "user": {"id": user},
@@ -108,7 +127,7 @@ def _press(slack, reply, action_id: str, log_id: int, user: str = "U0BOB") -> No
         "channel": {"id": reply.args["channel"]},
         "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": reply.args["channel"]},
         "message": {"ts": "1700000000.000001", "text": reply.args["text"], "blocks": reply.args["blocks"]},
-        "actions": [{"action_id": action_id, "block_id": "ragbot_feedback", "value": str(log_id), "type": "button"}],
+        "actions": [action],
         "response_url": "http://127.0.0.1:9/unused",
     }
     assert slack.interaction(payload).status_code == 200
@@ -116,21 +135,35 @@ def _press(slack, reply, action_id: str, log_id: int, user: str = "U0BOB") -> No
 
 def test_helpful_stores_feedback_and_replaces_the_buttons(slack, fake_slack) -> None:
     reply, log = _answered(slack, fake_slack)
-    _press(slack, reply, "ragbot_feedback_up", log.id)
+    _press(slack, reply, _vote("helpful", log.id))
     [update] = fake_slack.wait_for("chat.update")
     assert update.args["ts"] == "1700000000.000001" and update.args["channel"] == "C0SALES01"
-    assert not any(b["type"] == "actions" for b in update.args["blocks"])
-    assert "Thanks for the feedback, <@U0BOB>!" in json.dumps(update.args["blocks"], ensure_ascii=False)
-    _press(slack, reply, "ragbot_feedback_up", log.id)  # a double click votes once
+    assert not any(b["type"] == "context_actions" for b in update.args["blocks"])
+    assert update.args["blocks"][0] == reply.args["blocks"][0]  # the answer itself stays
+    assert "👍 Thanks for the feedback, <@U0BOB>!" in json.dumps(update.args["blocks"], ensure_ascii=False)
+    _press(slack, reply, _vote("helpful", log.id))  # a double click votes once
+    _press(slack, reply, _old_button("ragbot_feedback_up", log.id))
     time.sleep(0.5)
     with slack.parts.sessions() as session:
         votes = session.scalars(select(store.Feedback)).all()
     assert [(v.ranking_id, v.user, v.value) for v in votes] == [(log.id, "U0BOB", 1)]
 
 
+def test_the_buttons_of_answers_posted_before_feedback_buttons_still_vote(slack, fake_slack) -> None:
+    reply, log = _answered(slack, fake_slack)
+    _press(slack, reply, _old_button("ragbot_feedback_up", log.id))
+    _press(slack, reply, _old_button("ragbot_feedback_down", log.id), user="U0CAROL")
+    [opened] = fake_slack.wait_for("views.open")
+    assert opened.args["view"]["callback_id"] == "ragbot_feedback_comment"
+    fake_slack.wait_for("chat.update", 2)
+    with slack.parts.sessions() as session:
+        votes = session.scalars(select(store.Feedback).order_by(store.Feedback.user)).all()
+    assert [(v.ranking_id, v.user, v.value) for v in votes] == [(log.id, "U0BOB", 1), (log.id, "U0CAROL", -1)]
+
+
 def test_not_helpful_opens_a_modal_and_stores_the_comment(slack, fake_slack) -> None:
     reply, log = _answered(slack, fake_slack)
-    _press(slack, reply, "ragbot_feedback_down", log.id)
+    _press(slack, reply, _vote("not_helpful", log.id))
     [opened] = fake_slack.wait_for("views.open")
     assert opened.args["trigger_id"] == "trigger-1"
     view = opened.args["view"]
@@ -245,7 +278,7 @@ def test_the_slash_command_answers_ephemerally_with_a_share_button(slack, fake_s
     [posted] = fake_slack.wait_for("chat.postMessage")
     assert posted.args["channel"] == "C0SALES01"
     blocks = json.dumps(posted.args["blocks"], ensure_ascii=False)
-    assert "<@U0ALICE> asked: Which payment methods do you accept?" in blocks and "ragbot_feedback_up" in blocks
+    assert "<@U0ALICE> asked: Which payment methods do you accept?" in blocks and '"feedback_buttons"' in blocks
     deleted = fake_slack.wait_for("response_url", 2)[-1]
     assert deleted.args.get("delete_original") in (True, "true")
 

@@ -47,7 +47,7 @@ def test_socket_mode_receives_a_mention_acks_it_and_answers_in_the_thread(
         socket.wait_for_ack("env-1")
         [reply] = fake_slack.wait_for("chat.postMessage")
         assert reply.token == "xoxb-socket" and reply.args["thread_ts"] == "1700000001.000100"
-        assert any(b["type"] == "actions" for b in reply.args["blocks"])
+        assert any(b["type"] == "context_actions" for b in reply.args["blocks"])
     finally:
         service.close()
         socket.stop()
