@@ -64,12 +64,15 @@ def remove_sample_from(index: Index, collection: str) -> list[str]:
     return files
 
 
-def _say_removed(files: list[str], collection: str) -> None:
+def clear_old_demo(index: Index, collection: str) -> list[str]:
+    """`remove_sample_from`, and one line saying so when there was something to remove."""
+    files = remove_sample_from(index, collection)
     if files:
         out.print(
             f"Removed the demo's {plural(len(files), 'sample file')} that an older `ragbot demo` left in "
             f"'{escape(collection)}'; your own documents there are untouched."
         )
+    return files
 
 
 def _check_apart(parts: Components) -> None:
@@ -105,7 +108,7 @@ def remove_demo(parts: Components) -> None:
     done = [f"the collection '{DEMO_COLLECTION}'"] if dropped else []
     done += [f"the preset '{DEMO_PRESET}'"] if removed_preset else []
     out.print(f"Removed {' and '.join(done)}." if done else "No demo to remove.")
-    _say_removed(remove_sample_from(index, parts.settings.ragbot_collection), parts.settings.ragbot_collection)
+    clear_old_demo(index, parts.settings.ragbot_collection)
 
 
 def demo(
@@ -132,7 +135,7 @@ def demo(
             raise typer.Exit(1)
         mine = parts.settings.ragbot_collection
         with err.status("Preparing the sample knowledge base…"):
-            _say_removed(remove_sample_from(parts.index, mine), mine)
+            clear_old_demo(parts.index, mine)
             summary = ingest_path(
                 SAMPLE_KB,
                 parts.index,
