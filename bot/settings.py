@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     chunk_tokens: int = Field(300, ge=50, le=4000, description="Target chunk size in tokens (estimated).")
     chunk_overlap_tokens: int = Field(40, ge=0, le=1000, description="Tokens repeated between chunks.")
+    ingest_max_file_mb: float = Field(
+        50.0, ge=0, description="Files larger than this many MB are not ingested (listed as too large); 0 = no limit."
+    )
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> Settings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from retrieval.documents import Block, Chunk, LoadedDocument
@@ -72,13 +73,12 @@ def _join(units: list[_Unit]) -> str:
     return text
 
 
-def _section_units(blocks: list[Block], max_tokens: int) -> list[_Unit]:
+def _section_units(blocks: Iterable[Block], max_tokens: int) -> Iterator[_Unit]:
     """Paragraphs of one section, split into sentences (or smaller) only where they exceed the budget.
     Code blocks split at line ends, never at punctuation."""
-    units: list[_Unit] = []
     for block in blocks:
         if estimate_tokens(block.text) <= max_tokens:
-            units.append(_Unit(block.text))
+            yield _Unit(block.text)
             continue
         code = block.text.lstrip().startswith(("```", "~~~"))
         pieces = block.text.splitlines() if code else split_sentences(block.text)
@@ -86,25 +86,22 @@ def _section_units(blocks: list[Block], max_tokens: int) -> list[_Unit]:
         for piece in pieces:
             for part in [piece] if estimate_tokens(piece) <= max_tokens else _hard_split(piece, max_tokens):
                 if part.strip():
-                    units.append(_Unit(part, new_block=first, code=code))
+                    yield _Unit(part, new_block=first, code=code)
                     first = False
-    return units
 
 
-def _pack(units: list[_Unit], max_tokens: int, overlap_tokens: int) -> list[str]:
-    chunks: list[str] = []
+def _pack(units: Iterable[_Unit], max_tokens: int, overlap_tokens: int) -> Iterator[str]:
     current: list[_Unit] = []
     fresh = 0  # units in `current` that are not overlap carried from the previous chunk
     for unit in units:
         if current and estimate_tokens(_join([*current, unit])) > max_tokens:
-            chunks.append(_join(current))
+            yield _join(current)
             current = _overlap_tail(current, overlap_tokens, max_tokens - estimate_tokens(unit.text))
             fresh = 0
         current.append(unit)
         fresh += 1
     if current and fresh:
-        chunks.append(_join(current))
-    return chunks
+        yield _join(current)
 
 
 def _overlap_tail(units: list[_Unit], overlap_tokens: int, room: int) -> list[_Unit]:
@@ -124,23 +121,26 @@ def _overlap_tail(units: list[_Unit], overlap_tokens: int, room: int) -> list[_U
 
 def chunk_document(doc: LoadedDocument, max_tokens: int = 300, overlap_tokens: int = 40) -> list[Chunk]:
     """Split a loaded document into chunks that keep its title, source and heading path."""
+    return list(iter_chunks(doc, max_tokens, overlap_tokens))
+
+
+def iter_chunks(doc: LoadedDocument, max_tokens: int = 300, overlap_tokens: int = 40) -> Iterator[Chunk]:
+    """`chunk_document`, one chunk at a time: a caller that writes chunks in batches holds only the batch."""
     doc_id = hashlib.sha1(doc.path.encode("utf-8")).hexdigest()[:16]
     sections: dict[tuple[str, ...], list[Block]] = {}
     for block in doc.blocks:  # dicts keep first-seen order: sections stay in document order
         sections.setdefault(block.section, []).append(block)
-    chunks: list[Chunk] = []
+    position = 0
     for section, blocks in sections.items():
         for text in _pack(_section_units(blocks, max_tokens), max_tokens, overlap_tokens):
-            chunks.append(
-                Chunk(
-                    doc_id=doc_id,
-                    path=doc.path,
-                    title=doc.title,
-                    source=doc.source,
-                    section=" > ".join(section),
-                    text=text,
-                    chunk_index=len(chunks),
-                    content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                )
+            yield Chunk(
+                doc_id=doc_id,
+                path=doc.path,
+                title=doc.title,
+                source=doc.source,
+                section=" > ".join(section),
+                text=text,
+                chunk_index=position,
+                content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             )
-    return chunks
+            position += 1

@@ -144,13 +144,17 @@ class Index(ABC):
         """One page of point payloads (only `fields`) and the offset of the next page (None at the end)."""
 
     def file_hashes(self, collection: str) -> dict[str, str]:
-        """Every ingested file path with the hash it was ingested at."""
+        """Every ingested file path with the hash it was ingested at: the one on its chunk 0, which ingestion
+        stamps last as the file's commit mark; a path without chunk 0 (a file cut off mid-write) maps to ""."""
         hashes: dict[str, str] = {}
         offset = None
         while True:
-            payloads, offset = self.scroll_payloads(collection, ["path", "file_hash"], offset)
+            payloads, offset = self.scroll_payloads(collection, ["path", "file_hash", "chunk_index"], offset)
             for payload in payloads:
-                hashes[payload["path"]] = payload.get("file_hash", "")
+                if payload.get("chunk_index") == 0:
+                    hashes[payload["path"]] = payload.get("file_hash", "")
+                else:
+                    hashes.setdefault(payload["path"], "")
             if offset is None:
                 return hashes
 

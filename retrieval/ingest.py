@@ -3,17 +3,23 @@
 Each file is stored with a hash of its bytes and the chunking settings: unchanged files are skipped,
 changed files are re-chunked and overwritten in place (point ids come from path + chunk position),
 and files that disappeared from the folder have their chunks removed.
+
+A file is chunked, embedded and written a batch at a time, so memory follows the batch, not the file. Its
+chunk 0 is the commit mark: written first with an empty file hash and stamped with the real one after the
+rest of the file, so a file cut off half-way (Ctrl-C, a crash) never reads as unchanged on the next run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from retrieval.chunking import CHUNKER_VERSION, chunk_document
+from retrieval.chunking import CHUNKER_VERSION, iter_chunks
+from retrieval.documents import Chunk
 from retrieval.embedding import Embedder
 from retrieval.errors import DocumentLoadError, RetrievalError
 from retrieval.index import Index, IndexPoint, point_id
@@ -25,6 +31,10 @@ from retrieval.loaders import LOADER_VERSION, SUPPORTED_SUFFIXES, load_document
 LOW_YIELD_SHARE = 0.05
 LOW_YIELD_CHARS = 200
 LOW_YIELD_MIN_BYTES = 5_000
+
+# Chunks embedded and written together: memory per file is bounded by this, not by the file's size.
+BATCH_CHUNKS = 256
+BYTES_PER_MB = 1_000_000
 
 
 @dataclass
@@ -58,14 +68,38 @@ class IngestSummary:
     chunks: int = 0
     seconds: float = 0.0
     yields: dict[str, FileYield] = field(default_factory=dict)  # path -> yield, for each file (re)indexed
+    too_large: dict[str, int] = field(default_factory=dict)  # path -> bytes, files over `max_file_mb`, not read
+    max_file_mb: float | None = None
+    interrupted: str | None = None  # the file being written when ingestion was interrupted (left to redo)
 
     def low_yield(self) -> list[str]:
         """Indexed files that yielded almost no text: reported as warnings, not failures."""
         return [path for path, result in self.yields.items() if result.low]
 
+    @property
+    def done(self) -> int:
+        """Files this run finished with, whatever the outcome."""
+        return len(self.added) + len(self.updated) + len(self.unchanged) + len(self.failed) + len(self.too_large)
 
-# Called after each file with (path, outcome) where outcome is added/updated/unchanged/failed.
+    @property
+    def kept(self) -> int:
+        """Files whose chunks are in the collection as of now: indexed this run or unchanged."""
+        return len(self.added) + len(self.updated) + len(self.unchanged)
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ingestion, raised after the finished files were written out; `summary` says what was kept.
+    A KeyboardInterrupt, so a caller that does not look for it still stops as for any Ctrl-C."""
+
+    def __init__(self, summary: IngestSummary) -> None:
+        super().__init__()
+        self.summary = summary
+
+
+# Called after each file with (path, outcome) where outcome is added/updated/unchanged/failed/too large.
 Progress = Callable[[str, str], None]
+# Called after each batch written with (path, chunks written so far, chunks in the file).
+ChunkProgress = Callable[[str, int, int], None]
 
 
 def discover_files(root: Path) -> list[Path]:
@@ -92,7 +126,10 @@ def _visible_files(root: Path) -> list[Path]:
 
 
 def file_hash(path: Path, chunk_tokens: int, overlap_tokens: int) -> str:
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
     digest.update(f"|loader={LOADER_VERSION}|chunker={CHUNKER_VERSION}|{chunk_tokens}|{overlap_tokens}".encode())
     return digest.hexdigest()
 
@@ -107,49 +144,52 @@ def ingest_path(
     progress: Progress | None = None,
     lexical: LexicalEncoder | None = None,
     rebuild: bool = False,
+    chunk_progress: ChunkProgress | None = None,
+    max_file_mb: float | None = None,
+    batch_chunks: int = BATCH_CHUNKS,
 ) -> IngestSummary:
     """`rebuild` drops the collection first (after a model change, or for a collection made before the lexical
-    leg); without it such a collection is refused with a message that says so."""
+    leg); without it such a collection is refused with a message that says so. Files over `max_file_mb`
+    (None: no limit) are not read and are listed in `too_large`; chunks of an earlier version stay.
+    `chunk_progress` hears about each batch of `batch_chunks` written. Ctrl-C raises `IngestInterrupted` once
+    the files already done are written out; the file cut off is redone by the next run."""
     started = time.perf_counter()
     root = root.resolve()
     if not root.exists():
         raise RetrievalError(f"No such file or folder: {root}")
     lexical = lexical or LexicalEncoder()
     files = discover_files(root)
-    summary = IngestSummary(collection=collection, files=len(files))
+    summary = IngestSummary(collection=collection, files=len(files), max_file_mb=max_file_mb)
     if rebuild:
         index.drop_collection(collection)
     index.ensure_collection(collection, embedder.dimension, embedder.name, lexical.name)
     known = index.file_hashes(collection)
+    writer = _FileWriter(index, embedder, lexical, collection, chunk_tokens, overlap_tokens, batch_chunks)
 
-    for path in files:
-        key = path.as_posix()
-        try:
-            digest = file_hash(path, chunk_tokens, overlap_tokens)
-            if known.get(key) == digest:
-                outcome = "unchanged"
-            else:
-                result = _ingest_file(
-                    path, key, digest, index, embedder, lexical, collection, chunk_tokens, overlap_tokens
-                )
-                summary.yields[key] = result
-                summary.chunks += result.chunks
-                outcome = "updated" if key in known else "added"
-        except (DocumentLoadError, OSError) as exc:
-            summary.failed[key] = str(exc) if isinstance(exc, DocumentLoadError) else f"cannot read: {exc}"
-            outcome = "failed"
-        {"added": summary.added, "updated": summary.updated, "unchanged": summary.unchanged}.get(outcome, []).append(
-            key
-        )
-        if progress:
-            progress(key, outcome)
+    key: str | None = None
+    try:
+        for path in files:
+            key = path.as_posix()
+            outcome = _ingest_one(path, key, known, writer, summary, max_file_mb, chunk_progress)
+            {"added": summary.added, "updated": summary.updated, "unchanged": summary.unchanged}.get(
+                outcome, []
+            ).append(key)
+            key = None
+            if progress:
+                progress(path.as_posix(), outcome)
 
-    present = {path.as_posix() for path in files}
-    scope = root.as_posix() if root.is_dir() else None
-    for key in sorted(known):
-        if scope and key.startswith(scope.rstrip("/") + "/") and key not in present:
-            index.delete_file(collection, key)
-            summary.removed.append(key)
+        present = {path.as_posix() for path in files}
+        scope = root.as_posix() if root.is_dir() else None
+        for gone in sorted(known):
+            if scope and gone.startswith(scope.rstrip("/") + "/") and gone not in present:
+                index.delete_file(collection, gone)
+                summary.removed.append(gone)
+    except KeyboardInterrupt:
+        summary.interrupted = key
+        if summary.chunks or summary.removed or key:
+            index.finish_writes(collection)
+        summary.seconds = time.perf_counter() - started
+        raise IngestInterrupted(summary) from None
 
     if summary.chunks or summary.removed:
         index.finish_writes(collection)
@@ -157,52 +197,108 @@ def ingest_path(
     return summary
 
 
-def _ingest_file(
+def _ingest_one(
     path: Path,
     key: str,
-    digest: str,
-    index: Index,
-    embedder: Embedder,
-    lexical: LexicalEncoder,
-    collection: str,
-    chunk_tokens: int,
-    overlap_tokens: int,
-) -> FileYield:
-    document = load_document(path)
-    document.path = key
-    if document.source == str(path):
-        document.source = key
-    chunks = chunk_document(document, chunk_tokens, overlap_tokens)
-    texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in both legs
-    vectors = embedder.encode(texts)
-    sparse = lexical.encode_documents(texts)
-    points = [
-        IndexPoint(
-            id=point_id(key, chunk.chunk_index),
-            vector=vector,
-            sparse=terms,
-            payload={
-                "doc_id": chunk.doc_id,
-                "path": key,
-                "title": chunk.title,
-                "source": chunk.source,
-                "section": chunk.section,
-                "text": chunk.text,
-                "chunk_index": chunk.chunk_index,
-                "content_hash": chunk.content_hash,
-                "file_hash": digest,
-            },
+    known: dict[str, str],
+    writer: _FileWriter,
+    summary: IngestSummary,
+    max_file_mb: float | None,
+    chunk_progress: ChunkProgress | None,
+) -> str:
+    """Index one file (or pass over it) and say how it went: added/updated/unchanged/failed/too large."""
+    try:
+        size = path.stat().st_size
+        if max_file_mb is not None and size > max_file_mb * BYTES_PER_MB:
+            summary.too_large[key] = size
+            return "too large"
+        digest = file_hash(path, writer.chunk_tokens, writer.overlap_tokens)
+        if known.get(key) == digest:
+            return "unchanged"
+        result = writer.write(path, key, digest, chunk_progress)
+    except (DocumentLoadError, OSError) as exc:
+        summary.failed[key] = str(exc) if isinstance(exc, DocumentLoadError) else f"cannot read: {exc}"
+        return "failed"
+    summary.yields[key] = result
+    summary.chunks += result.chunks
+    return "updated" if known.get(key) else "added"  # "" is a file cut off mid-write: no whole version was there
+
+
+def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
+    iterator = iter(chunks)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+@dataclass
+class _FileWriter:
+    """Writes one file's chunks into the collection, a batch at a time."""
+
+    index: Index
+    embedder: Embedder
+    lexical: LexicalEncoder
+    collection: str
+    chunk_tokens: int
+    overlap_tokens: int
+    batch_chunks: int
+
+    def write(self, path: Path, key: str, digest: str, chunk_progress: ChunkProgress | None) -> FileYield:
+        """Chunk 0 goes in with the first batch carrying an empty file hash, and is stamped with `digest` only
+        after the last batch and the removal of chunks past the new end. `Index.file_hashes` reads chunk 0, so
+        until then the file reads as changed (even if its bytes go back to an earlier version meanwhile), and
+        a run cut off anywhere in between redoes the whole file. Chunks keep being overwritten in place, so
+        the file's earlier chunks stay searchable while it is rewritten."""
+        document = load_document(path)
+        document.path = key
+        if document.source == str(path):
+            document.source = key
+        # A counting pass first: chunking costs about 1% of embedding, and the total lets progress say how far
+        # a big file has come.
+        total = sum(1 for _ in iter_chunks(document, self.chunk_tokens, self.overlap_tokens))
+        head: IndexPoint | None = None
+        written = 0
+        for batch in _batches(iter_chunks(document, self.chunk_tokens, self.overlap_tokens), self.batch_chunks):
+            points = self._points(batch, key, digest)
+            if batch[0].chunk_index == 0:
+                head = points[0]
+                points[0] = replace(head, payload={**head.payload, "file_hash": ""})
+            self.index.upsert(self.collection, points)
+            written += len(batch)
+            if chunk_progress:
+                chunk_progress(key, written, total)
+        # Overwrite in place first, then drop the chunks past the new end: the file is never missing.
+        self.index.delete_file(self.collection, key, from_chunk=written)
+        if head is not None:
+            self.index.upsert(self.collection, [head])
+        return FileYield(
+            chars=document.text_chars(),
+            source_chars=document.source_chars,
+            file_bytes=path.stat().st_size,
+            chunks=written,
+            warnings=document.warnings,
+            encoding=document.encoding,
         )
-        for chunk, vector, terms in zip(chunks, vectors, sparse, strict=True)
-    ]
-    # Overwrite in place first, then drop the chunks past the new end: the file is never missing.
-    index.upsert(collection, points)
-    index.delete_file(collection, key, from_chunk=len(chunks))
-    return FileYield(
-        chars=document.text_chars(),
-        source_chars=document.source_chars,
-        file_bytes=path.stat().st_size,
-        chunks=len(chunks),
-        warnings=document.warnings,
-        encoding=document.encoding,
-    )
+
+    def _points(self, chunks: list[Chunk], key: str, digest: str) -> list[IndexPoint]:
+        texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in both legs
+        vectors = self.embedder.encode(texts)
+        sparse = self.lexical.encode_documents(texts)
+        return [
+            IndexPoint(
+                id=point_id(key, chunk.chunk_index),
+                vector=vector,
+                sparse=terms,
+                payload={
+                    "doc_id": chunk.doc_id,
+                    "path": key,
+                    "title": chunk.title,
+                    "source": chunk.source,
+                    "section": chunk.section,
+                    "text": chunk.text,
+                    "chunk_index": chunk.chunk_index,
+                    "content_hash": chunk.content_hash,
+                    "file_hash": digest,
+                },
+            )
+            for chunk, vector, terms in zip(chunks, vectors, sparse, strict=True)
+        ]

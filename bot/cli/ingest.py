@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.markup import escape
@@ -11,10 +14,87 @@ from rich.markup import escape
 from bot.cli.ask import check_option_collection
 from bot.cli.console import err, out, progress_bar
 
+if TYPE_CHECKING:
+    from retrieval import IngestSummary
+
+T = TypeVar("T")
+# A big file reports its chunks on a plain progress line at each tenth of the way.
+PROGRESS_STEPS = 10
+
 
 def plural(count: int, noun: str) -> str:
     """`1 file`, `2 files`."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def too_large(size: int, limit_mb: float) -> str:
+    """Why a file was passed over for its size: the size, the limit and the setting that moves it."""
+    shown = f"{size / 1_000_000:,.1f} MB" if size >= 100_000 else f"{size / 1000:,.1f} KB"
+    return (
+        f"{shown} is over the {limit_mb:g} MB limit (INGEST_MAX_FILE_MB): split the file, "
+        "or raise INGEST_MAX_FILE_MB (0 = no limit) to ingest it"
+    )
+
+
+class _Progress:
+    """Ingestion progress: a live bar on a terminal's stderr and, when stdout or stderr is not a terminal (a log
+    file, a pipe, CI), plain lines on stdout, flushed as they come: one per file, and one per tenth of a big
+    file's chunks."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.files = 0
+        self.started = time.perf_counter()
+        self.bar = progress_bar("[bold]{task.description}", current=True) if err.is_terminal else None
+        self.lines = not (out.is_terminal and err.is_terminal)
+        self.task = self.bar.add_task("Loading model", total=total, current="") if self.bar else None
+        self.step: dict[str, int] = {}
+
+    def __enter__(self) -> _Progress:
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def loading(self, load: Callable[[], T]) -> T:
+        """Load the model under a 'Loading model' label, then switch to ingesting."""
+        self._line(f"Loading the embedding model; then {plural(self.total, 'file')} to ingest")
+        loaded = load()
+        if self.bar and self.task is not None:
+            self.bar.update(self.task, description="Ingesting")
+        return loaded
+
+    def file_done(self, file: str, outcome: str) -> None:
+        self.files += 1
+        if self.bar and self.task is not None:
+            self.bar.update(self.task, advance=1, current=f"{outcome}: {Path(file).name}")
+        self._line(f"[{self.files}/{self.total}] {outcome}: {file}")
+
+    def chunks_done(self, file: str, done: int, total: int) -> None:
+        if self.bar and self.task is not None:
+            self.bar.update(self.task, current=f"{Path(file).name}: {done:,}/{total:,} chunks")
+        step = done * PROGRESS_STEPS // max(total, 1)
+        if done < total and step > self.step.get(file, 0):
+            self.step[file] = step
+            self._line(f"  {file}: {done:,}/{total:,} chunks ({100 * done // total}%)")
+
+    def _line(self, text: str) -> None:
+        if self.lines:
+            out.print(f"{escape(text)} [{time.perf_counter() - self.started:.0f} s]", highlight=False)
+            out.file.flush()
+
+
+def _say_interrupted(summary: IngestSummary) -> None:
+    """One line: what Ctrl-C left in the collection, and that running again continues."""
+    cut = f" ({escape(Path(summary.interrupted).name)} was cut off and will be redone)" if summary.interrupted else ""
+    err.print(
+        f"Interrupted: kept {plural(summary.kept, 'file')} ({summary.chunks} chunks written now) in "
+        f"'{escape(summary.collection)}'; {summary.files - summary.done} not done{cut} — "
+        "run the same command again to continue."
+    )
 
 
 def ingest(
@@ -28,7 +108,7 @@ def ingest(
     """Ingest documents: new and changed files are (re)indexed, unchanged ones skipped, deleted ones removed."""
     from bot.app import open_components
     from retrieval import RetrievalError, ingest_path
-    from retrieval.ingest import discover_files, unsupported_files
+    from retrieval.ingest import IngestInterrupted, discover_files, unsupported_files
     from retrieval.loaders import SUPPORTED_SUFFIXES
 
     if collection is not None:
@@ -40,29 +120,37 @@ def ingest(
         total = len(discover_files(path.resolve()))
         if total == 0:
             raise RetrievalError(f"No .md, .txt, .html or .pdf files found in {path}")
-        with progress_bar("[bold]{task.description}", current=True) as progress:
-            task = progress.add_task("Loading model", total=total, current="")
-            embedder = parts.embedder
-            progress.update(task, description="Ingesting")
-
-            def advance(file: str, outcome: str) -> None:
-                progress.update(task, advance=1, current=f"{outcome}: {Path(file).name}")
-
-            summary = ingest_path(
-                path,
-                parts.index,
-                embedder,
-                name,
-                chunk_tokens=parts.settings.chunk_tokens,
-                overlap_tokens=parts.settings.chunk_overlap_tokens,
-                progress=advance,
-                rebuild=rebuild,
-            )
+        limit = parts.settings.ingest_max_file_mb or None
+        with _Progress(total) as report:
+            embedder = report.loading(lambda: parts.embedder)
+            try:
+                summary = ingest_path(
+                    path,
+                    parts.index,
+                    embedder,
+                    name,
+                    chunk_tokens=parts.settings.chunk_tokens,
+                    overlap_tokens=parts.settings.chunk_overlap_tokens,
+                    progress=report.file_done,
+                    chunk_progress=report.chunks_done,
+                    rebuild=rebuild,
+                    max_file_mb=limit,
+                )
+            except IngestInterrupted as stop:
+                summary = stop.summary
+                interrupted = True
+            else:
+                interrupted = False
+    if interrupted:
+        _say_interrupted(summary)
+        raise typer.Exit(130)
     low_yield = summary.low_yield()
     out.print(
         f"[bold]Ingested {plural(summary.files, 'file')} into '{summary.collection}'[/] in {summary.seconds:.1f} s: "
         f"{len(summary.added)} added, {len(summary.updated)} updated, {len(summary.unchanged)} unchanged, "
-        f"{len(summary.removed)} removed, {len(summary.failed)} failed; {summary.chunks} chunks written"
+        f"{len(summary.removed)} removed, {len(summary.failed)} failed"
+        + (f", {len(summary.too_large)} too large" if summary.too_large else "")
+        + f"; {summary.chunks} chunks written"
         f" ({sum(y.chars for y in summary.yields.values()):,} characters of text)"
         + (f"; {len(low_yield)} with almost no text." if low_yield else ".")
     )
@@ -90,6 +178,8 @@ def ingest(
         )
     for removed in summary.removed:
         out.print(f"  removed: {escape(removed)}")
+    for file, size in summary.too_large.items():
+        err.print(f"  [yellow]skipped:[/] {escape(file)}: {too_large(size, summary.max_file_mb or 0)}")
     for failed, reason in summary.failed.items():
         err.print(f"  [red]failed:[/] {escape(failed)}: {escape(reason)}")
     if summary.failed:
