@@ -205,7 +205,10 @@ class AnswerService:
             eligible = [rc for rc in ranked if (rc.rerank_score or 0.0) >= preset.min_score]
             return eligible, f"best rerank score {top:.2f} is below this preset's minimum of {preset.min_score:g}"
         if self.relevance is not None and ranked:
-            relevance = self.relevance.measure(question, [rc.candidate for rc in ranked])
+            # Judged on retrieval's own order: a reranker's order (random weights, or a poor fit) must not hide
+            # the passages retrieval matched best.
+            in_retrieval_order = sorted((rc.candidate for rc in ranked), key=lambda c: c.retrieval_rank)
+            relevance = self.relevance.measure(question, in_retrieval_order)
             if not relevance.enough:
                 return [], relevance.describe()
         return ranked, ""
