@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     # "Not found" without a reranker floor (no reranker, or a preset's min_score of 0): bot/answering/relevance.py.
     # Calibrated for the bundled embedder by bench/not_found_calibration.py; recalibrate after changing EMBED_MODEL.
     relevance_min_similarity: float = Field(
-        0.40,
+        0.35,
         ge=0,
         le=1,
         description="Least cosine similarity of a question to its closest passage (questions in EMBED_LANGUAGES); "

@@ -38,7 +38,7 @@ class RelevanceFloors:
         terms: least share (0..1) of the question's terms found together in one of the first passages.
     """
 
-    dense: float = 0.40
+    dense: float = 0.35
     terms: float = 0.50
 
 
