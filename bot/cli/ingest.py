@@ -15,6 +15,7 @@ from bot.cli.ask import check_option_collection
 from bot.cli.console import err, out, progress_bar
 
 if TYPE_CHECKING:
+    from bot.app import Components
     from retrieval import IngestSummary
 
 T = TypeVar("T")
@@ -97,6 +98,16 @@ def _say_interrupted(summary: IngestSummary) -> None:
     )
 
 
+def _clear_old_demo(parts: Components, path: Path) -> None:
+    """An older `ragbot demo` wrote its fictional sample into RAGBOT_COLLECTION: it leaves before the user's own
+    documents go in, so real answers never cite it (a folder holding the sample, or inside it, is the user's choice)."""
+    from bot.cli.demo import SAMPLE_KB, clear_old_demo
+
+    folder = path.resolve()
+    if not (folder.is_relative_to(SAMPLE_KB) or SAMPLE_KB.is_relative_to(folder)):
+        clear_old_demo(parts.index, parts.settings.ragbot_collection)
+
+
 def ingest(
     path: Annotated[Path, typer.Argument(help="A folder (searched recursively) or one file: .md .txt .html .pdf")],
     collection: Annotated[str | None, typer.Option(help="Collection to write to [default: RAGBOT_COLLECTION]")] = None,
@@ -120,6 +131,8 @@ def ingest(
         total = len(discover_files(path.resolve()))
         if total == 0:
             raise RetrievalError(f"No .md, .txt, .html or .pdf files found in {path}")
+        if name == parts.settings.ragbot_collection:
+            _clear_old_demo(parts, path)
         limit = parts.settings.ingest_max_file_mb or None
         with _Progress(total) as report:
             embedder = report.loading(lambda: parts.embedder)

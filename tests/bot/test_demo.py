@@ -124,6 +124,19 @@ def test_an_older_demo_leaves_the_default_collection_and_your_documents_stay(dem
     assert files_in(demo_env, "kb") == {own_doc(demo_env)}
 
 
+def test_ingesting_your_documents_takes_an_older_demo_out_of_the_default_collection(demo_env: Path, capsys) -> None:
+    assert run_cli(capsys, "ingest", str(demo_env / "home" / "sample_kb"))[0] == 0  # what an older demo left
+    code, out, _ = run_cli(capsys, "ingest", str(demo_env / "home" / "docs"))
+    assert code == 0 and "into 'kb'" in out
+    assert "Removed the demo's 3 sample files that an older `ragbot demo` left in 'kb'" in " ".join(out.split())
+    assert files_in(demo_env, "kb") == {own_doc(demo_env)}
+    # into another collection, the default one is left as it is
+    assert run_cli(capsys, "ingest", str(demo_env / "home" / "sample_kb"))[0] == 0
+    code, out, _ = run_cli(capsys, "ingest", str(demo_env / "home" / "docs"), "--collection", "other")
+    assert code == 0 and "Removed" not in out
+    assert files_in(demo_env, "kb") == sample_paths(demo_env) | {own_doc(demo_env)}
+
+
 def test_a_default_collection_that_held_only_the_old_demo_is_dropped(demo_env: Path, capsys) -> None:
     assert run_cli(capsys, "ingest", str(demo_env / "home" / "sample_kb"))[0] == 0
     code, out, _ = run_cli(capsys, "demo", "--remove")
