@@ -134,6 +134,24 @@ class Components:
     def _built(self, name: str) -> bool:
         return name in self.__dict__ and name not in self._provided
 
+    def require_data(self) -> None:
+        """For commands that only read (`ask`): the embedded store must already exist. QDRANT_PATH and the default
+        DATABASE_URL are relative to the folder ragbot runs in, so an `ask` from another folder would otherwise
+        create an empty store and database there and report an empty collection; say where it looked instead (an
+        absolute QDRANT_PATH that does not exist yet gets the usual checks and "empty collection")."""
+        s = self.settings
+        path = Path(s.qdrant_path).expanduser()
+        if s.qdrant_url or path.is_absolute():  # an absolute path is the same from everywhere
+            return
+        folder = path.resolve()
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if existing != folder and existing.is_dir():  # missing, but could be made: not a QDRANT_PATH mistake
+            raise IndexUnavailableError(
+                f"No ragbot data at QDRANT_PATH={folder} (QDRANT_PATH={s.qdrant_path} is relative to the folder "
+                "ragbot runs in): run ragbot from the folder where you ran `ragbot ingest`, or set QDRANT_PATH and "
+                "DATABASE_URL to absolute paths."
+            )
+
     @cached_property
     def engine(self) -> Engine:
         engine = store.make_engine(self.settings.database_url)

@@ -34,6 +34,7 @@ def ask(
     if collection is not None:
         check_option_collection(collection)
     with open_components() as parts:
+        parts.require_data()
         result = parts.answers.ask(
             question, channel=channel, require_rerank=require_rerank or None, collection=collection
         )

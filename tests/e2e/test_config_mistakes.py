@@ -168,3 +168,17 @@ def test_ask_collection_with_a_bad_name_is_one_clear_line(env: Path, capsys) -> 
 def test_ingest_collection_with_a_bad_name_is_one_clear_line(env: Path, capsys) -> None:
     line = one_clear_line(*run_cli(capsys, "ingest", str(env), "--collection", "../kb"))
     assert "--collection '../kb'" in line and "not a collection name" in line
+
+
+def test_ask_from_a_folder_without_data_creates_nothing_and_says_where_it_looked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    # The defaults (./data/qdrant, ./data/ragbot.db) from a folder where nothing was ever ingested.
+    for name in (*_CONFIG, "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    line = one_clear_line(*run_cli(capsys, "ask", "How do I export all data?"))
+    assert f"No ragbot data at QDRANT_PATH={(tmp_path / 'data' / 'qdrant').resolve()}" in line
+    assert "QDRANT_PATH and DATABASE_URL to absolute paths" in line
+    assert list(tmp_path.iterdir()) == []  # no empty store or database left behind
