@@ -16,3 +16,8 @@ def progress_bar(label: str, *, current: bool = False) -> Progress:
     if current:
         columns.append(TextColumn("{task.fields[current]}"))
     return Progress(*columns, console=err, transient=True)
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

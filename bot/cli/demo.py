@@ -13,8 +13,7 @@ import typer
 from rich.markup import escape
 
 from bot.cli.ask import print_result
-from bot.cli.console import err, out
-from bot.cli.ingest import plural
+from bot.cli.console import err, out, plural
 from bot.cli.serve import Host, run_server
 
 if TYPE_CHECKING:

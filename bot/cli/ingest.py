@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from bot.cli.ask import check_option_collection
-from bot.cli.console import err, out, progress_bar
+from bot.cli.console import err, out, plural, progress_bar
 
 if TYPE_CHECKING:
     from bot.app import Components
@@ -21,11 +21,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 # A big file reports its chunks on a plain progress line at each tenth of the way.
 PROGRESS_STEPS = 10
-
-
-def plural(count: int, noun: str) -> str:
-    """`1 file`, `2 files`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def too_large(size: int, limit_mb: float) -> str:
