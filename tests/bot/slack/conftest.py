@@ -132,3 +132,23 @@ def slack(env: Path, monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, emb
     yield server
     server.stop()
     parts.close()
+
+
+def logged_candidate(rank: int, section: str, citation: int | None, used: bool | None = None):
+    """A candidate as the ranking log holds it (one section of sso.md); `used` defaults to being cited."""
+    import store
+
+    return store.LoggedCandidate(
+        point_id=f"p{rank}",
+        doc_id="sso.md",
+        title="SSO",
+        source="https://docs.example/sso",
+        section=section,
+        text="…",
+        retrieval_rank=rank,
+        retrieval_score=0.5,
+        rerank_rank=rank,
+        rerank_score=1 - rank / 10,
+        used=citation is not None if used is None else used,
+        citation=citation,
+    )

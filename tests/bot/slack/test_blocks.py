@@ -14,6 +14,7 @@ from bot.slack.blocks import (
     split_text,
     to_mrkdwn,
 )
+from tests.bot.slack.conftest import logged_candidate
 
 
 def view(answer: str, **overrides) -> AnswerView:
@@ -111,21 +112,7 @@ def test_a_view_rebuilt_from_the_log_lists_a_merged_section_once() -> None:
     """Overlapping chunks of one section share one citation number in the log: Slack lists that place once."""
     import store
 
-    def logged(rank: int, section: str, citation: int | None, used: bool = True) -> store.LoggedCandidate:
-        return store.LoggedCandidate(
-            point_id=f"p{rank}",
-            doc_id="sso.md",
-            title="SSO",
-            source="https://docs.example/sso",
-            section=section,
-            text="…",
-            retrieval_rank=rank,
-            retrieval_score=0.5,
-            rerank_rank=rank,
-            rerank_score=1 - rank / 10,
-            used=used,
-            citation=citation,
-        )
+    logged = logged_candidate
 
     log = store.RankingLog(
         id=9,

@@ -12,7 +12,7 @@ from slack_sdk.models.blocks import Block, ContextActionsBlock, FeedbackButtonsE
 import store
 from bot.answering import AnswerStatus, AskResult, Citation, PresetSnapshot, RerankStatus
 from bot.slack.blocks import UNCITED_HEADING, AnswerView, answer_messages
-from tests.bot.slack.conftest import RunningServer, mention, start_service
+from tests.bot.slack.conftest import RunningServer, logged_candidate, mention, start_service
 from tests.fake_openai import FakeOpenAI
 
 SOURCES = [
@@ -82,21 +82,7 @@ def test_the_result_says_whether_its_answer_cites_its_sources(answer: str, statu
 
 
 def test_a_view_rebuilt_from_the_log_of_an_uncited_answer_lists_what_it_was_written_from() -> None:
-    def logged(rank: int, section: str, citation: int | None) -> store.LoggedCandidate:
-        return store.LoggedCandidate(
-            point_id=f"p{rank}",
-            doc_id="sso.md",
-            title="SSO",
-            source="https://docs.example/sso",
-            section=section,
-            text="…",
-            retrieval_rank=rank,
-            retrieval_score=0.5,
-            rerank_rank=rank,
-            rerank_score=1 - rank / 10,
-            used=citation is not None,
-            citation=citation,
-        )
+    logged = logged_candidate
 
     candidates = [logged(1, "Okta", 2), logged(2, "Testing", 1), logged(3, "Other", None)]
     log = store.RankingLog(
