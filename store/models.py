@@ -16,11 +16,13 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
     true,
@@ -46,6 +48,10 @@ DEFAULT_PRESET_INSTRUCTION = (
 )
 
 RANKING_STATUSES = ("ok", "no_answer", "error")
+# What asked a durable question: a mention or message in a channel thread or DM, the slash command, a message in
+# the assistant pane.
+JOB_KINDS = ("mention", "command", "assistant")
+ESCALATION_VIAS = ("usergroup", "channel")
 # The largest id the databases' integer keys hold: a larger one from a URL or a Slack payload would fail inside
 # the driver, so it is refused (or "not found") before any query.
 MAX_ROW_ID = 2**63 - 1
@@ -109,6 +115,16 @@ class Preset(Base):
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
+    # How the preset's channels behave in Slack (not versioned: they change no ranking).
+    # Up to 4 {"title", "message"} prompts the assistant pane suggests; None = the stock set.
+    suggested_prompts: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    # Answer a follow-up in a thread ragbot already answered in without a new mention.
+    follow_ups: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # "Still need help?": mention this user group (S...) in the thread, or post the question to this channel (C...).
+    escalation_usergroup: Mapped[str | None] = mapped_column(String)
+    escalation_channel: Mapped[str | None] = mapped_column(String)
+    # Answer users of other organisations in Slack Connect channels (else only when SLACK_ALLOW_EXTERNAL is set).
+    allow_external: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     bindings: Mapped[list[ChannelBinding]] = relationship(
         back_populates="preset", cascade="all, delete-orphan", passive_deletes=True
@@ -165,6 +181,9 @@ class RankingLog(Base):
     retrieval_mode: Mapped[str | None] = mapped_column(String)
     # Set when the record was kept on disk through a database outage and written later: written once.
     record_key: Mapped[str | None] = mapped_column(String, unique=True)
+    # The message as the user wrote it, when `question` (what was searched) differs: a follow-up in a thread is
+    # searched as a standalone question.
+    asked: Mapped[str | None] = mapped_column(Text)
 
     preset: Mapped[Preset | None] = relationship()
     candidates: Mapped[list[LoggedCandidate]] = relationship(
@@ -176,6 +195,12 @@ class RankingLog(Base):
     feedback: Mapped[list[Feedback]] = relationship(
         back_populates="ranking",
         order_by="Feedback.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    escalations: Mapped[list[Escalation]] = relationship(
+        back_populates="ranking",
+        order_by="Escalation.id",
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
@@ -260,7 +285,8 @@ class AnswerJob(Base):
     __tablename__ = "answer_jobs"
     __table_args__ = (
         CheckConstraint("state IN ('queued', 'answering', 'answered', 'failed')", name="state"),
-        CheckConstraint("kind IN ('mention', 'command')", name="kind"),
+        CheckConstraint(f"kind IN {JOB_KINDS!r}", name="kind"),
+        Index("ix_answer_jobs_thread", "channel", "thread_ts"),  # has ragbot answered in this thread?
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -272,6 +298,8 @@ class AnswerJob(Base):
     thread_ts: Mapped[str | None] = mapped_column(String)  # where the answer goes
     user: Mapped[str | None] = mapped_column(String)
     response_url: Mapped[str | None] = mapped_column(Text)  # a slash command's
+    # Names of the files the question came with: they are not read, and the answer says so.
+    attachments: Mapped[list[str] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String)
     lease_until: Mapped[datetime | None] = mapped_column()
@@ -375,3 +403,46 @@ class CandidateLabel(Base):
     reviewer: Mapped[str] = mapped_column(String)
     relevant: Mapped[bool] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
+
+
+class Escalation(Base):
+    """A "Still need help?" press: the answer's question was handed to people (a user group or a channel)."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (CheckConstraint(f"via IN {ESCALATION_VIAS!r}", name="via"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ranking_id: Mapped[int] = mapped_column(ForeignKey("ranking_logs.id", ondelete="CASCADE"), index=True)
+    user: Mapped[str | None] = mapped_column(String)
+    via: Mapped[str] = mapped_column(String)
+    target: Mapped[str] = mapped_column(String)  # the user group or channel id
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    ranking: Mapped[RankingLog] = relationship(back_populates="escalations")
+
+
+class SlackRefusal(Base):
+    """A Slack question ragbot declined to answer, and why (e.g. "external": a user of another organisation in a
+    Slack Connect channel)."""
+
+    __tablename__ = "slack_refusals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), index=True)
+    reason: Mapped[str] = mapped_column(String)
+    channel: Mapped[str | None] = mapped_column(String)
+    user: Mapped[str | None] = mapped_column(String)
+    user_team: Mapped[str | None] = mapped_column(String)  # the asker's own workspace
+    question: Mapped[str | None] = mapped_column(Text)
+
+
+class AssistantThread(Base):
+    """An assistant pane thread and what its user is looking at (`context`: Slack's `channel_id`, `team_id`,
+    `enterprise_id`), so that channel's preset steers the answers; kept here so every process sees it."""
+
+    __tablename__ = "assistant_threads"
+
+    channel_id: Mapped[str] = mapped_column(String, primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String, primary_key=True)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now(), index=True)

@@ -105,6 +105,7 @@ def record_ranking(
     candidates: list[dict[str, Any]],
     retrieval_mode: str | None = None,
     record_key: str | None = None,
+    asked: str | None = None,
 ) -> RankingLog:
     """Add one ranking and its candidates, and flush so ``.id`` is set. The caller commits.
 
@@ -115,6 +116,7 @@ def record_ranking(
         raise ValueError(f"status must be one of {', '.join(RANKING_STATUSES)}, not {status!r}")
     log = RankingLog(
         question=question,
+        asked=asked,
         channel=channel,
         user=user,
         preset=preset,

@@ -1,6 +1,7 @@
 """The answering core: the one place a question is answered, and the typed API the Slack app, the admin app,
 the CLI and the evaluation use. It imports `retrieval`, `rerank` and `store`, and nothing that calls it."""
 
+from bot.answering.conversation import Turn
 from bot.answering.errors import (
     AnswerError,
     AnswerFailed,
@@ -10,6 +11,7 @@ from bot.answering.errors import (
     RerankRequiredError,
 )
 from bot.answering.presets import Presets, instruction_or_default
+from bot.answering.progress import AnswerProgress
 from bot.answering.questions import MAX_QUESTION_CHARS, validate_question
 from bot.answering.ranking import RerankerSlot
 from bot.answering.record import RankingRecorder
@@ -34,6 +36,7 @@ __all__ = [
     "RETRIEVAL_MODES",
     "AnswerError",
     "AnswerFailed",
+    "AnswerProgress",
     "AnswerService",
     "AnswerStatus",
     "AnswerWriter",
@@ -55,6 +58,7 @@ __all__ = [
     "RerankerSlot",
     "RerankerStatus",
     "RerankerUnavailableError",
+    "Turn",
     "instruction_or_default",
     "leg_fields",
     "validate_question",

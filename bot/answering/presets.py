@@ -30,6 +30,15 @@ def snapshot(row: store.Preset, default_collection: str) -> PresetSnapshot:
         min_score=row.min_score,
         collection=row.collection or default_collection,
         retrieval_mode=row.retrieval_mode or DEFAULT_RETRIEVAL_MODE,
+        suggested_prompts=tuple(
+            (str(p.get("title") or ""), str(p.get("message") or ""))
+            for p in (row.suggested_prompts or [])
+            if isinstance(p, dict) and p.get("message")
+        ),
+        follow_ups=row.follow_ups if row.follow_ups is not None else True,
+        escalation_usergroup=row.escalation_usergroup or None,
+        escalation_channel=row.escalation_channel or None,
+        allow_external=bool(row.allow_external),
     )
 
 

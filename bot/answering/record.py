@@ -66,6 +66,7 @@ class RankingRecorder:
         """Log an answered (or not-answered) question; returns the ranking id (None: kept on disk for now)."""
         return self._record(
             question=result.question,
+            asked=result.asked,
             channel=channel,
             user=user,
             preset=dataclasses.asdict(result.preset),
@@ -87,11 +88,13 @@ class RankingRecorder:
         preset: PresetSnapshot,
         exc: BaseException,
         timings_ms: dict[str, float],
+        asked: str | None = None,
     ) -> int | None:
         """Log a failed question so reviewers see it; a failing database must not hide `exc` (returns None)."""
         try:
             return self._record(
                 question=question,
+                asked=asked if asked != question else None,
                 channel=channel,
                 user=user,
                 preset=dataclasses.asdict(preset),

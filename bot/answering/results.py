@@ -50,6 +50,12 @@ class PresetSnapshot:
     min_score: float
     collection: str
     retrieval_mode: str = "hybrid"
+    # How the preset's channels behave in Slack (they change no ranking).
+    suggested_prompts: tuple[tuple[str, str], ...] = ()  # (title, message); empty: the stock prompts
+    follow_ups: bool = True
+    escalation_usergroup: str | None = None
+    escalation_channel: str | None = None
+    allow_external: bool = False
 
 
 @dataclass
@@ -107,6 +113,7 @@ class AskResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieval_mode: str = "hybrid"  # the mode that ran (see `retrieval_note` when it is not the preset's)
     retrieval_note: str | None = None
+    asked: str | None = None  # the message as asked, when `question` (what was searched) is its standalone form
 
     @property
     def answered(self) -> bool:

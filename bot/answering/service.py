@@ -9,13 +9,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from bot.answering.compare import compare_presets
+from bot.answering.conversation import Turn, joined_question
 from bot.answering.errors import AnswerError, AnswerFailed, RerankerUnavailableError, RerankRequiredError
 from bot.answering.passages import choose_places, merged_passage
 from bot.answering.presets import Presets
-from bot.answering.questions import validate_question
+from bot.answering.progress import AnswerProgress
+from bot.answering.questions import MAX_QUESTION_CHARS, validate_question
 from bot.answering.ranking import RerankerSlot, first_sentence, rerank_candidates
 from bot.answering.record import RankingRecorder
 from bot.answering.relevance import RelevanceGate
@@ -29,13 +33,21 @@ from bot.answering.results import (
     RerankerStatus,
     RerankStatus,
 )
-from bot.answering.writers import Answer, AnswerWriter, ExtractiveAnswerer, number_by_first_citation
+from bot.answering.writers import Answer, AnswerWriter, CitationStream, ExtractiveAnswerer, number_by_first_citation
 from redact import mask_secrets
 from rerank import Reranker
 from retrieval import Candidate, Retriever
 
 log = logging.getLogger(__name__)
 STAGES = ("embed", "tokenize", "search", "rerank", "answer", "total")
+
+
+def _report(call: Callable[..., None], *args: Any) -> None:
+    """Progress is for the asker's eyes: a surface failing to show it must not cost the answer."""
+    try:
+        call(*args)
+    except Exception:
+        log.warning("Could not report an answer's progress", exc_info=True)
 
 
 def _wait_for_explanation(explaining: Future[None]) -> None:
@@ -109,15 +121,23 @@ class AnswerService:
         context: str | None = None,
         preset_name: str | None = None,
         collection: str | None = None,
+        history: Sequence[Turn] = (),
+        progress: AnswerProgress | None = None,
     ) -> AskResult:
-        """Answer one question. `context` (e.g. a thread's first question) is put before the question for
-        retrieval and reranking; `preset_name` picks a preset instead of the channel's, `collection` searches
-        that collection instead of the preset's. Once the question is
-        accepted every outcome is logged: a failure raises an `AnswerError` whose `ranking_id` is the logged row
-        (`AnswerFailed` from the cause when it was unexpected)."""
-        question = validate_question(question)
+        """Answer one question. `history` is the conversation before a follow-up (oldest first): the follow-up is
+        searched and reranked as a standalone question (rewritten by the LLM, else joined to the earlier user
+        turns), and the LLM sees the history when it answers; both forms are logged. `context` (text to put before
+        the question for retrieval) is the older, simpler form of the same. `preset_name` picks a preset instead
+        of the channel's, `collection` searches that collection instead of the preset's. `progress` hears the
+        stages and, when the writer streams, the answer's text. Once the question is accepted every outcome is
+        logged: a failure raises an `AnswerError` whose `ranking_id` is the logged row (`AnswerFailed` from the
+        cause when it was unexpected)."""
+        asked = validate_question(question)
+        history = list(history)
+        question = asked
         if context and context.strip():
-            question = validate_question(f"{context.strip()}\n{question}")
+            question = validate_question(f"{context.strip()}\n{asked}")
+        progress = progress or AnswerProgress()
         required = self.require_rerank if require_rerank is None else require_rerank
         started = time.perf_counter()
         preset = self.preset(channel, preset_name)
@@ -126,11 +146,16 @@ class AnswerService:
         timings: dict[str, float] = {}
         stage = "retrieve"
         try:
+            if history:
+                question = self._standalone(history, asked)
+            _report(progress.searching, question)
             retrieved = self.retriever.search(
                 question, preset.collection, preset.candidates_k, mode=preset.retrieval_mode, explain=False
             )
             timings.update(retrieved.timings_ms)
             explaining = self._background.submit(retrieved.explain)
+            if retrieved.candidates:
+                _report(progress.reading, len(retrieved.candidates))
             stage = "rerank"
             ranked, rerank_status, reranker_name, timings["rerank"] = self._rerank(
                 question, retrieved.candidates, preset, required
@@ -138,17 +163,18 @@ class AnswerService:
             _wait_for_explanation(explaining)
             stage = "answer"
             t0 = time.perf_counter()
-            result = self._answer(question, ranked, preset, rerank_status, reranker_name)
+            result = self._answer(question, ranked, preset, rerank_status, reranker_name, history, progress)
             result.retrieval_mode, result.retrieval_note = retrieved.mode, retrieved.note
+            result.asked = asked if asked != question else None
             timings["answer"] = (time.perf_counter() - t0) * 1000
         except AnswerError as exc:
             timings["total"] = (time.perf_counter() - started) * 1000
-            exc.ranking_id = self.recorder.failed(question, channel, user, preset, exc, timings)
+            exc.ranking_id = self.recorder.failed(question, channel, user, preset, exc, timings, asked)
             exc.stage = stage
             raise
         except Exception as exc:
             timings["total"] = (time.perf_counter() - started) * 1000
-            ranking_id = self.recorder.failed(question, channel, user, preset, exc, timings)
+            ranking_id = self.recorder.failed(question, channel, user, preset, exc, timings, asked)
             raise AnswerFailed(exc, ranking_id=ranking_id, stage=stage) from exc
         timings["total"] = (time.perf_counter() - started) * 1000
         result.timings_ms = {k: timings.get(k, 0.0) for k in STAGES}
@@ -163,6 +189,21 @@ class AnswerService:
         self._background.shutdown(wait=False, cancel_futures=True)
 
     # -- stages ------------------------------------------------------------------------------------
+    def _standalone(self, history: list[Turn], asked: str) -> str:
+        """The follow-up as a question that stands on its own: the LLM's rewrite, else the earlier user turns
+        joined to it (also when the rewrite fails: the follow-up is still answered)."""
+        try:
+            rewritten = self.answer_writer.standalone_question(history, asked)
+            if rewritten:
+                return validate_question(rewritten)
+        except Exception as exc:
+            log.warning(
+                "Could not rewrite a follow-up with %s; searching it with the thread's questions: %s",
+                self.answer_writer.name,
+                mask_secrets(f"{type(exc).__name__}: {exc}"),
+            )
+        return joined_question(history, asked, MAX_QUESTION_CHARS)
+
     def _rerank(
         self, question: str, candidates: list[Candidate], preset: PresetSnapshot, required: bool
     ) -> tuple[list[RankedCandidate], RerankStatus, str | None, float]:
@@ -220,6 +261,8 @@ class AnswerService:
         preset: PresetSnapshot,
         rerank_status: RerankStatus,
         reranker_name: str | None,
+        history: list[Turn] | None = None,
+        progress: AnswerProgress | None = None,
     ) -> AskResult:
         eligible, why_not = self._eligible(question, ranked, preset, rerank_status)
         places = choose_places(eligible, preset.top_n)  # one section's overlapping chunks are one place
@@ -246,8 +289,19 @@ class AnswerService:
             )
 
         passages = [merged_passage(n, place) for n, place in enumerate(places, start=1)]
+        progress = progress or AnswerProgress()
+        _report(progress.writing)
+        numbering = CitationStream({p.n for p in passages})
+
+        def streamed(piece: str) -> None:
+            shown = numbering.feed(piece)
+            if shown:
+                _report(progress.text, shown)
+
         try:
-            answer: Answer = self.answer_writer.write(question, passages)
+            answer: Answer = self.answer_writer.write(question, passages, history or (), streamed)
+            if held := numbering.finish():
+                _report(progress.text, held)
         except Exception as exc:  # the LLM is down or slow: still answer, and say why
             reason = mask_secrets(f"{type(exc).__name__}: {exc}")  # LLM_BASE_URL may carry a key
             log.warning("Answer writer %s failed: %s", self.answer_writer.name, reason)

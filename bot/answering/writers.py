@@ -6,9 +6,11 @@ Both return the same `Answer`: text that cites passages as [1] [2] [3], and the 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from bot.answering.conversation import Turn
 from retrieval.documents import Candidate
 from retrieval.text import glue
 
@@ -42,9 +44,22 @@ class Answer:
 
 
 class AnswerWriter(Protocol):
+    """Writes an answer from numbered passages. `history` is the conversation before a follow-up (oldest first);
+    a writer that streams calls `on_text` with each piece of its raw text as it comes."""
+
     name: str
 
-    def write(self, question: str, passages: list[Passage]) -> Answer: ...
+    def write(
+        self,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer: ...
+
+    def standalone_question(self, history: Sequence[Turn], question: str) -> str | None:
+        """A follow-up rewritten to stand on its own for retrieval; None when this writer cannot rewrite."""
+        ...
 
 
 def cited_numbers(text: str, valid: set[int]) -> list[int]:
@@ -55,6 +70,41 @@ def remove_dangling_citations(text: str, valid: set[int]) -> str:
     """Drop [n] markers that point at no passage (LLMs invent them)."""
     cleaned = _CITATION.sub(lambda m: m.group(0) if int(m.group(1)) in valid else "", text)
     return re.sub(r"[ \t]+([.,;:!?。，；：！？])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+
+
+class CitationStream:
+    """Renumbers a streamed answer's [n] markers as `number_by_first_citation` numbers the whole text, piece by
+    piece: a marker is held back until it is complete, one that points at no passage is dropped."""
+
+    _PARTIAL = re.compile(r"\[\d{0,2}$")
+
+    def __init__(self, valid: set[int]) -> None:
+        self.valid = valid
+        self.order: list[int] = []
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        """The text that can be shown now (possibly empty)."""
+        text = self._held + piece
+        partial = self._PARTIAL.search(text)
+        self._held = partial.group(0) if partial else ""
+        return self._renumber(text[: partial.start()] if partial else text)
+
+    def finish(self) -> str:
+        """What was held back at the end."""
+        text, self._held = self._held, ""
+        return self._renumber(text)
+
+    def _renumber(self, text: str) -> str:
+        def number(match: re.Match[str]) -> str:
+            n = int(match.group(1))
+            if n not in self.valid:
+                return ""
+            if n not in self.order:
+                self.order.append(n)
+            return f"[{self.order.index(n) + 1}]"
+
+        return _CITATION.sub(number, text)
 
 
 def number_by_first_citation(text: str, valid: set[int]) -> tuple[str, list[int]]:
@@ -87,7 +137,14 @@ class ExtractiveAnswerer:
         self.max_sentences = max_sentences
         self.max_per_passage = max_per_passage
 
-    def write(self, question: str, passages: list[Passage]) -> Answer:
+    def write(
+        self,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """The answer at once (it is not streamed: `on_text` is not called); `history` is not used."""
         query = _terms(question)
         picked: list[tuple[float, int, int, str]] = []  # (overlap, passage n, sentence position, sentence)
         for passage in passages:
@@ -104,6 +161,9 @@ class ExtractiveAnswerer:
         top.sort(key=lambda t: (t[1], t[2]))
         text = " ".join(f"{sentence.rstrip()} [{n}]" for _, n, _, sentence in top)
         return Answer(text=text, cited=sorted({n for _, n, _, _ in top}), writer=self.name)
+
+    def standalone_question(self, history: Sequence[Turn], question: str) -> str | None:
+        return None
 
 
 _MARKUP_LINE = re.compile(r"^\s*(\||<|\{)")  # tables, HTML, JSON
@@ -226,10 +286,16 @@ SYSTEM_PROMPT = (
     "Cite every claim with the passage number in square brackets, like [1] or [2][3]. If the passages do not "
     "answer the question, say so plainly instead of guessing. Answer in the language of the question, briefly."
 )
+REWRITE_PROMPT = (
+    "Rewrite the user's last message as one standalone question that can be understood without the conversation "
+    "before it: resolve what 'it', 'that' or 'they' refer to and keep the product names. Keep the language of the "
+    "last message. Reply with the question only."
+)
 
 
 class LLMAnswerer:
-    """Any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp server, TGI, OpenAI)."""
+    """Any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp server, TGI, OpenAI). Streams when asked to
+    (`on_text`); sees the conversation before a follow-up, and rewrites the follow-up for retrieval."""
 
     name = "llm"
 
@@ -241,22 +307,54 @@ class LLMAnswerer:
         # One retry: a blip is worth one more try, a dead endpoint is not worth making the user wait.
         self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=1)
 
-    def write(self, question: str, passages: list[Passage]) -> Answer:
+    def write(
+        self,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer:
         context = "\n\n".join(
             f"[{p.n}] {p.candidate.title}"
             + (f" > {p.candidate.section}" if p.candidate.section else "")
             + f"\n{p.candidate.text}"
             for p in passages
         )
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            *({"role": t.role, "content": t.text} for t in history),
+            {"role": "user", "content": f"Passages:\n\n{context}\n\nQuestion: {question}"},
+        ]
+        if on_text is None:
+            response = self._client.chat.completions.create(model=self.model, temperature=0.1, messages=messages)
+            raw = response.choices[0].message.content or ""
+        else:
+            raw = self._stream(messages, on_text)
+        valid = {p.n for p in passages}
+        text = remove_dangling_citations(raw.strip(), valid)
+        return Answer(text=text, cited=cited_numbers(text, valid), writer=self.name)
+
+    def _stream(self, messages: list[dict[str, Any]], on_text: Callable[[str], None]) -> str:
+        """The completion streamed: each piece goes to `on_text` as it comes; a stream that breaks off raises."""
+        pieces: list[str] = []
+        stream = self._client.chat.completions.create(model=self.model, temperature=0.1, messages=messages, stream=True)
+        with stream:
+            for chunk in stream:
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta:
+                    pieces.append(delta)
+                    on_text(delta)
+        return "".join(pieces)
+
+    def standalone_question(self, history: Sequence[Turn], question: str) -> str | None:
+        conversation = "\n".join(f"{t.role}: {t.text}" for t in history)
         response = self._client.chat.completions.create(
             model=self.model,
-            temperature=0.1,
+            temperature=0,
             messages=[
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": f"Passages:\n\n{context}\n\nQuestion: {question}"},
+                {"role": "system", "content": REWRITE_PROMPT},
+                {"role": "user", "content": f"Conversation:\n{conversation}\n\nLast message: {question}"},
             ],
         )
-        raw = (response.choices[0].message.content or "").strip()
-        valid = {p.n for p in passages}
-        text = remove_dangling_citations(raw, valid)
-        return Answer(text=text, cited=cited_numbers(text, valid), writer=self.name)
+        rewritten = (response.choices[0].message.content or "").strip().strip('"“”')
+        return rewritten or None

@@ -48,9 +48,12 @@ TABLES = {
     "candidate_labels",
     "admin_sessions",
     "login_throttle",
+    "assistant_threads",
+    "escalations",
+    "slack_refusals",
     "audit_log",
 }
-HEAD = "0006"
+HEAD = "0007"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -243,7 +246,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
