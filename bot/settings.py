@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     slack_api_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, proxies).")
     slack_slash_command: str = Field("/ask", pattern=r"^/[a-z0-9_\-]{1,31}$")
     slack_workers: int = Field(4, ge=1, le=64, description="Questions answered at the same time.")
+    slack_allow_external: bool = Field(
+        False,
+        description="Answer users of other organisations in Slack Connect channels (a preset can allow them too).",
+    )
+    slack_history_tokens: int = Field(
+        2000, ge=0, le=32000, description="How much of a thread (in tokens) a follow-up carries as its conversation."
+    )
     shutdown_grace_s: float = Field(
         25.0, ge=0, description="On SIGTERM: seconds running answers get to finish before they go back to the queue."
     )

@@ -172,6 +172,8 @@ def build_service(parts: Components, *, admin: bool = True) -> SlackService:
         workers=s.slack_workers,
         metrics=(metrics := BotMetrics()),
         lease_s=s.answer_lease_s,
+        allow_external=s.slack_allow_external,
+        history_tokens=s.slack_history_tokens,
     )
     socket_mode = None
     if s.slack_app_token:

@@ -69,6 +69,8 @@ def build_slack_app(
     workers: int,
     metrics: BotMetrics,
     lease_s: float = 30.0,
+    allow_external: bool = False,
+    history_tokens: int = 2000,
 ) -> tuple[App, AnswerWorkers]:
     """The Bolt app with its listeners, and the workers that answer its durable jobs (not started: they start
     with the first question, or at once with `AnswerWorkers.start()` to resume what earlier processes left)."""
@@ -90,7 +92,9 @@ def build_slack_app(
     pool = AnswerWorkers(
         sessions, lambda job: listeners.answer_job(job), lambda job: listeners.give_up(job), workers, lease_s=lease_s
     )
-    listeners = SlackListeners(answers, sessions, app.client, pool, metrics)
+    listeners = SlackListeners(
+        answers, sessions, app.client, pool, metrics, allow_external=allow_external, history_tokens=history_tokens
+    )
     metrics.watch(lambda: _open_jobs(sessions), lambda: pool.busy)
     listeners.register(app, slash_command)
     return app, pool

@@ -113,12 +113,17 @@ class SlackListeners:
         client: WebClient,
         workers: AnswerWorkers,
         metrics: BotMetrics,
+        *,
+        allow_external: bool = False,
+        history_tokens: int = 2000,
     ) -> None:
         self.answers = answers
         self.sessions = sessions
         self.client = client
         self.workers = workers
         self.metrics = metrics
+        self.allow_external = allow_external  # SLACK_ALLOW_EXTERNAL: a preset's allow_external also lets them in
+        self.history_tokens = history_tokens  # SLACK_HISTORY_TOKENS: the thread a follow-up carries
 
     def register(self, app: App, slash_command: str) -> None:
         app.event("app_mention")(after_ack(self.on_mention))
