@@ -293,6 +293,10 @@ REWRITE_PROMPT = (
 )
 
 
+class LLMStreamBroken(RuntimeError):
+    """A streamed completion ended before the model said it had finished."""
+
+
 class LLMAnswerer:
     """Any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp server, TGI, OpenAI). Streams when asked to
     (`on_text`); sees the conversation before a follow-up, and rewrites the follow-up for retrieval."""
@@ -337,13 +341,19 @@ class LLMAnswerer:
     def _stream(self, messages: list[dict[str, Any]], on_text: Callable[[str], None]) -> str:
         """The completion streamed: each piece goes to `on_text` as it comes; a stream that breaks off raises."""
         pieces: list[str] = []
+        finished = False
         stream = self._client.chat.completions.create(model=self.model, temperature=0.1, messages=messages, stream=True)
         with stream:
             for chunk in stream:
-                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if not chunk.choices:
+                    continue  # a usage chunk
+                finished = finished or chunk.choices[0].finish_reason is not None
+                delta = chunk.choices[0].delta.content
                 if delta:
                     pieces.append(delta)
                     on_text(delta)
+        if not finished:  # the connection closed mid-answer: what came is not the whole answer
+            raise LLMStreamBroken(f"the LLM's stream ended after {len(pieces)} pieces without finishing")
         return "".join(pieces)
 
     def standalone_question(self, history: Sequence[Turn], question: str) -> str | None:
