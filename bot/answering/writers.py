@@ -367,8 +367,10 @@ class LLMAnswerer:
         return "".join(pieces)
 
     def standalone_question(self, history: Sequence[Turn], question: str) -> str | None:
+        """Asked once, without the client's retry: the follow-up waits for this before it is even searched, and
+        the joined question is a fair stand-in when it fails."""
         conversation = "\n".join(f"{t.role}: {t.text}" for t in history)
-        response = self._client.chat.completions.create(
+        response = self._client.with_options(max_retries=0).chat.completions.create(
             model=self.model,
             temperature=0,
             messages=[
