@@ -126,6 +126,16 @@ def test_a_stream_broken_off_gives_the_extractive_answer_with_a_note(with_llm) -
     assert row.status == "ok" and "LLMStreamBroken" in (row.error or "") and row.answer == result.answer
 
 
+def test_the_answer_is_streamed_only_for_a_caller_that_shows_the_text(with_llm) -> None:
+    """The CLI and the evaluation do not listen: their answer is one completion, which cannot break off midway."""
+    FakeOpenAI.break_stream_after = 3  # would cost a streamed answer its LLM text
+    for progress in (None, AnswerProgress()):
+        result = with_llm.answers.ask(SSO, progress=progress)
+        assert result.answer_writer.startswith("llm:") and result.note is None
+        assert result.answer == "SSO needs the Business plan [1]; Okta is supported [2]."
+    assert [bool(body.get("stream")) for body in answer_requests()] == [False, False]
+
+
 def test_without_an_llm_progress_hears_the_stages_and_no_text(pipeline) -> None:
     heard = Heard()
     result = pipeline.answers.ask(SSO, progress=heard)
