@@ -26,21 +26,28 @@ class FakeOpenAI(BaseHTTPRequestHandler):
     delay = 0.0  # before the answer (a slow LLM)
     piece_delay = 0.0  # between streamed pieces
     break_stream_after: int | None = None  # a stream that stops after this many pieces, without [DONE]
+    # Replies by request: one whose system message contains a key gets its value instead of `reply`, another text
+    # or an HTTP error status (e.g. the standalone-question rewrite answered apart from the answer, or failing).
+    replies: dict[str, str | int] = {}  # noqa: RUF012 - set by the test, read by the handler
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeOpenAI.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         if FakeOpenAI.delay:
             threading.Event().wait(FakeOpenAI.delay)
+        reply = self._reply_to(body)
+        if isinstance(reply, int):
+            self._error(reply)
+            return
         if body.get("stream"):
-            self._stream(body)
+            self._stream(body, reply)
             return
         payload = {
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "created": 0,
             "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.reply}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
         data = json.dumps(payload).encode()
@@ -51,7 +58,23 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError):  # the client gave up waiting (an LLM timeout test)
             self.wfile.write(data)
 
-    def _stream(self, body: dict) -> None:
+    @staticmethod
+    def _reply_to(body: dict) -> str | int:
+        """`reply`, or what `replies` says for a request with this system message."""
+        system = " ".join(str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system")
+        return next((r for key, r in FakeOpenAI.replies.items() if key in system), FakeOpenAI.reply)
+
+    def _error(self, status: int) -> None:
+        """An error as OpenAI-compatible servers send one: the status and an `error` object."""
+        data = json.dumps({"error": {"message": f"fake error {status}", "type": "server_error", "code": status}})
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError):
+            self.wfile.write(data.encode())
+
+    def _stream(self, body: dict, reply: str | None = None) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -68,7 +91,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
                 **extra,
             }
 
-        pieces = stream_pieces(self.reply)
+        pieces = stream_pieces(self.reply if reply is None else reply)
         events = [chunk({"role": "assistant", "content": ""})]
         events += [chunk({"content": piece}) for piece in pieces]
         events.append(chunk({}, "stop"))
@@ -94,6 +117,7 @@ def serve_fake_openai() -> Iterator[str]:
     FakeOpenAI.requests = []
     FakeOpenAI.delay = FakeOpenAI.piece_delay = 0.0
     FakeOpenAI.break_stream_after = None
+    FakeOpenAI.replies = {}
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

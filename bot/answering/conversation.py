@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+# Scripts a chat model's tokenizer spends about a token a character on: CJK ideographs and punctuation, Japanese kana,
+# Korean Hangul (syllables and jamo), full-width forms. Kana and Hangul counted four to a token made a Japanese or
+# Korean thread look four times shorter than it is, and overran the history budget.
+_CJK = re.compile(
+    r"[\u1100-\u11ff\u3000-\u303f\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    r"\uac00-\ud7af\uff00-\uffef]"
+)
 
 # The turns a follow-up carries by default: a few exchanges, well inside a small model's context.
 DEFAULT_HISTORY_TOKENS = 2000
@@ -23,8 +29,8 @@ class Turn:
 
 
 def approx_tokens(text: str) -> int:
-    """About how many tokens `text` is for a chat model: a CJK character is about one, other text about four
-    characters a token. Good enough for a budget; no tokenizer download."""
+    """About how many tokens `text` is for a chat model: a CJK character (Chinese, Japanese kana, Korean Hangul) is
+    about one, other text about four characters a token. Good enough for a budget; no tokenizer download."""
     cjk = len(_CJK.findall(text))
     return cjk + (len(text) - cjk + 3) // 4
 

@@ -21,4 +21,6 @@ class AnswerProgress:
 
     def text(self, delta: str) -> None:
         """The next piece of the answer's text, its citations already numbered as the final answer numbers them
-        (the streamed pieces joined are the answer's text, up to white space)."""
+        (the streamed pieces joined are the answer's text, up to white space). A stream that breaks off is
+        replaced: the result is then the extractive answer (`answer_writer` "extractive", `note` says why), and
+        the pieces shown so far are not part of it. The writer streams only when a subclass overrides this."""

@@ -299,7 +299,10 @@ class AnswerService:
                 _report(progress.text, shown)
 
         try:
-            answer: Answer = self.answer_writer.write(question, passages, history or (), streamed)
+            # Streamed only for a caller that shows the text (the CLI, the admin and the evaluation do not): a
+            # stream has one more way to fail (a server that never says it finished), with nothing gained.
+            listens = type(progress).text is not AnswerProgress.text
+            answer: Answer = self.answer_writer.write(question, passages, history or (), streamed if listens else None)
             if held := numbering.finish():
                 _report(progress.text, held)
         except Exception as exc:  # the LLM is down or slow: still answer, and say why

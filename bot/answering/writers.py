@@ -68,8 +68,12 @@ def cited_numbers(text: str, valid: set[int]) -> list[int]:
 
 def remove_dangling_citations(text: str, valid: set[int]) -> str:
     """Drop [n] markers that point at no passage (LLMs invent them)."""
-    cleaned = _CITATION.sub(lambda m: m.group(0) if int(m.group(1)) in valid else "", text)
-    return re.sub(r"[ \t]+([.,;:!?。，；：！？])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+    return _tidy_spaces(_CITATION.sub(lambda m: m.group(0) if int(m.group(1)) in valid else "", text))
+
+
+def _tidy_spaces(text: str) -> str:
+    """The spaces a dropped marker leaves: doubled ones, and one before punctuation."""
+    return re.sub(r"[ \t]+([.,;:!?。，；：！？])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
 
 
 class CitationStream:
@@ -109,15 +113,21 @@ class CitationStream:
 
 def number_by_first_citation(text: str, valid: set[int]) -> tuple[str, list[int]]:
     """The text with its [n] markers renumbered 1..k in the order it first cites them (markers that point at no
-    passage dropped), and the passage numbers in that order: sources read [1] [2] [3], never [2] [3]."""
+    passage dropped), and the passage numbers in that order: sources read [1] [2] [3], never [2] [3].
+
+    One pass, as `CitationStream` numbers a streamed answer: dropping a marker first and numbering the text left
+    after it raised KeyError where the drop joined a new marker ("[[9]1]" -> "[1]", which the order never saw)."""
     order: list[int] = []
-    for match in _CITATION.finditer(text):
+
+    def number(match: re.Match[str]) -> str:
         n = int(match.group(1))
-        if n in valid and n not in order:
+        if n not in valid:
+            return ""
+        if n not in order:
             order.append(n)
-    number = {n: k for k, n in enumerate(order, start=1)}
-    kept = remove_dangling_citations(text, valid)
-    return _CITATION.sub(lambda m: f"[{number[int(m.group(1))]}]", kept), order
+        return f"[{order.index(n) + 1}]"
+
+    return _tidy_spaces(_CITATION.sub(number, text)), order
 
 
 def _terms(text: str) -> set[str]:
@@ -357,8 +367,10 @@ class LLMAnswerer:
         return "".join(pieces)
 
     def standalone_question(self, history: Sequence[Turn], question: str) -> str | None:
+        """Asked once, without the client's retry: the follow-up waits for this before it is even searched, and
+        the joined question is a fair stand-in when it fails."""
         conversation = "\n".join(f"{t.role}: {t.text}" for t in history)
-        response = self._client.chat.completions.create(
+        response = self._client.with_options(max_retries=0).chat.completions.create(
             model=self.model,
             temperature=0,
             messages=[
