@@ -67,6 +67,8 @@ class FakeSlack:
         self.socket_url: str | None = None  # what apps.connections.open hands out
         self.auth_error: str | None = None  # e.g. "invalid_auth": auth.test fails like Slack does
         self.errors: dict[str, str] = {}  # method -> the error Slack answers it with (while set)
+        # channel -> the error chat.postMessage answers there with (e.g. "not_in_channel"), other channels unhurt
+        self.channel_errors: dict[str, str] = {}
         self.streams: dict[str, Stream] = {}  # by the streamed message's ts
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -123,6 +125,8 @@ class FakeSlack:
             return 200, {"ok": False, "error": self.auth_error}, {}
         if method in self.errors:
             return 200, {"ok": False, "error": self.errors[method]}, {}
+        if method == "chat.postMessage" and args.get("channel") in self.channel_errors:
+            return 200, {"ok": False, "error": self.channel_errors[args["channel"]]}, {}
         if method.startswith("assistant.threads."):
             return 200, self._assistant_thread(method, args), {}
         if method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
@@ -131,6 +135,11 @@ class FakeSlack:
             return 200, {"ok": True, "team_id": "T1", "user_id": BOT_USER_ID, "bot_id": BOT_ID, "user": "ragbot"}, {}
         if method in ("chat.postMessage", "chat.postEphemeral"):
             return 200, {"ok": True, "channel": args.get("channel"), "ts": ts, "message_ts": ts}, {}
+        if method == "chat.getPermalink":
+            if _missing(args, "channel", "message_ts"):
+                return 200, {"ok": False, "error": "invalid_arguments"}, {}
+            link = f"https://fake.slack.example/archives/{args['channel']}/p{args['message_ts'].replace('.', '')}"
+            return 200, {"ok": True, "channel": args["channel"], "permalink": link}, {}
         if method == "conversations.replies":
             messages = self.thread_messages.get((args.get("channel"), args.get("ts")), [])
             return 200, {"ok": True, "messages": messages, "has_more": False}, {}

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import store
 from bot.answering import AnswerService
+from bot.slack.escalation import Escalations
 from bot.slack.listeners import SlackListeners
 from bot.slack.metrics import BotMetrics
 from bot.slack.worker import AnswerWorkers
@@ -97,6 +98,7 @@ def build_slack_app(
     )
     metrics.watch(lambda: _open_jobs(sessions), lambda: pool.busy)
     listeners.register(app, slash_command)
+    Escalations(sessions).register(app)  # "Still need help?"
     return app, pool
 
 

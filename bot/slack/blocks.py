@@ -24,6 +24,8 @@ VOTES = {"helpful": +1, "not_helpful": -1}
 ACTION_HELPFUL = "ragbot_feedback_up"
 ACTION_NOT_HELPFUL = "ragbot_feedback_down"
 ACTION_SHARE = "ragbot_share"
+ACTION_ESCALATE = "ragbot_escalate"  # "Still need help?" (bot.slack.escalation); its value is the ranking id
+ESCALATE_BLOCK_ID = "ragbot_escalate"
 COMMENT_MODAL = "ragbot_feedback_comment"
 COMMENT_MAX_CHARS = 2000
 
@@ -55,6 +57,7 @@ class AnswerView:
     rerank: RerankStatus
     note: str | None = None
     uncited: bool = False  # an answer that cites none of its sources: they are what it was written from
+    escalates: bool = False  # its preset names people to hand the question to: "Still need help?" is offered
 
     def __post_init__(self) -> None:  # a view may be built from logged text: give it the typed statuses
         object.__setattr__(self, "status", AnswerStatus(self.status))
@@ -72,6 +75,7 @@ class AnswerView:
             rerank=result.rerank,
             note=result.note,
             uncited=result.uncited,
+            escalates=bool(result.preset.escalation_usergroup or result.preset.escalation_channel),
         )
 
     @classmethod
@@ -105,6 +109,8 @@ class AnswerView:
             rerank=log.rerank_status,
             note=log.error,
             uncited=uncited,
+            # the preset as it is now (None once deleted): the button is only offered where pressing it can work
+            escalates=log.preset is not None and bool(log.preset.escalation_usergroup or log.preset.escalation_channel),
         )
 
 
@@ -217,6 +223,22 @@ def share_actions(ranking_id: int) -> dict[str, Any]:
     }
 
 
+def escalate_actions(ranking_id: int) -> dict[str, Any]:
+    """The "Still need help?" button: hands the question to the preset's people (bot.slack.escalation)."""
+    return {
+        "type": "actions",
+        "block_id": ESCALATE_BLOCK_ID,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ACTION_ESCALATE,
+                "text": {"type": "plain_text", "text": "Still need help?", "emoji": True},
+                "value": str(ranking_id),
+            }
+        ],
+    }
+
+
 def _tail(view: AnswerView, actions: str) -> list[dict[str, Any]]:
     """What follows the answer in its last message: sources, preset, note, and feedback (or share) buttons."""
     tail: list[dict[str, Any]] = []
@@ -238,6 +260,8 @@ def _tail(view: AnswerView, actions: str) -> list[dict[str, Any]]:
         tail.append(_context(f"ℹ️ {escape(view.note)}"[:SECTION_LIMIT]))
     if view.ranking_id is not None and actions == "feedback":
         tail.append(feedback_actions(view.ranking_id))
+        if view.escalates:  # not on ephemeral ("share") answers: only the asker sees those
+            tail.append(escalate_actions(view.ranking_id))
     elif view.ranking_id is not None and actions == "share":
         tail.append(share_actions(view.ranking_id))
     return tail
