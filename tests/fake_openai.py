@@ -18,6 +18,13 @@ def stream_pieces(reply: str) -> list[str]:
     return re.findall(r"\s*\S+", reply) or [reply]
 
 
+def is_rewrite_request(body: dict) -> bool:
+    """Whether a recorded request asks for a follow-up's standalone question (not for an answer)."""
+    messages = body.get("messages") or []
+    system = messages[0].get("content") if messages and messages[0].get("role") == "system" else ""
+    return "standalone question" in (system or "")
+
+
 class FakeOpenAI(BaseHTTPRequestHandler):
     """Plays `POST /v1/chat/completions` and records what it was sent."""
 
@@ -26,6 +33,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
     delay = 0.0  # before the answer (a slow LLM)
     piece_delay = 0.0  # between streamed pieces
     break_stream_after: int | None = None  # a stream that stops after this many pieces, without [DONE]
+    rewrite_reply: str | None = None  # the reply to a follow-up's standalone rewrite request (else `reply`)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -35,12 +43,15 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(body)
             return
+        reply = self.reply
+        if FakeOpenAI.rewrite_reply is not None and is_rewrite_request(body):
+            reply = FakeOpenAI.rewrite_reply
         payload = {
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "created": 0,
             "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.reply}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
         data = json.dumps(payload).encode()
@@ -94,6 +105,7 @@ def serve_fake_openai() -> Iterator[str]:
     FakeOpenAI.requests = []
     FakeOpenAI.delay = FakeOpenAI.piece_delay = 0.0
     FakeOpenAI.break_stream_after = None
+    FakeOpenAI.rewrite_reply = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
