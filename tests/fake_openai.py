@@ -18,6 +18,13 @@ def stream_pieces(reply: str) -> list[str]:
     return re.findall(r"\s*\S+", reply) or [reply]
 
 
+def is_rewrite_request(body: dict) -> bool:
+    """Whether a recorded request asks for a follow-up's standalone question (not for an answer)."""
+    messages = body.get("messages") or []
+    system = messages[0].get("content") if messages and messages[0].get("role") == "system" else ""
+    return "standalone question" in (system or "")
+
+
 class FakeOpenAI(BaseHTTPRequestHandler):
     """Plays `POST /v1/chat/completions` and records what it was sent."""
 
@@ -29,6 +36,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
     # Replies by request: one whose system message contains a key gets its value instead of `reply`, another text
     # or an HTTP error status (e.g. the standalone-question rewrite answered apart from the answer, or failing).
     replies: dict[str, str | int] = {}  # noqa: RUF012 - set by the test, read by the handler
+    rewrite_reply: str | None = None  # the reply to a follow-up's standalone rewrite request (else `reply`)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -61,6 +69,8 @@ class FakeOpenAI(BaseHTTPRequestHandler):
     @staticmethod
     def _reply_to(body: dict) -> str | int:
         """`reply`, or what `replies` says for a request with this system message."""
+        if FakeOpenAI.rewrite_reply is not None and is_rewrite_request(body):
+            return FakeOpenAI.rewrite_reply
         system = " ".join(str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system")
         return next((r for key, r in FakeOpenAI.replies.items() if key in system), FakeOpenAI.reply)
 
@@ -118,6 +128,7 @@ def serve_fake_openai() -> Iterator[str]:
     FakeOpenAI.delay = FakeOpenAI.piece_delay = 0.0
     FakeOpenAI.break_stream_after = None
     FakeOpenAI.replies = {}
+    FakeOpenAI.rewrite_reply = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -141,13 +141,21 @@ class FakeSlack:
             link = f"https://fake.slack.example/archives/{args['channel']}/p{args['message_ts'].replace('.', '')}"
             return 200, {"ok": True, "channel": args["channel"], "permalink": link}, {}
         if method == "conversations.replies":
-            messages = self.thread_messages.get((args.get("channel"), args.get("ts")), [])
-            return 200, {"ok": True, "messages": messages, "has_more": False}, {}
+            return 200, self._replies(args), {}
         if method == "apps.connections.open":
             return 200, {"ok": True, "url": self.socket_url}, {}
         if method == "views.open":
             return 200, {"ok": True, "view": {"id": "V1", **(args.get("view") or {})}}, {}
         return 200, {"ok": True}, {}
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread's messages; with a `limit`, one page of them and the cursor of the next, as Slack pages."""
+        messages = self.thread_messages.get((args.get("channel"), args.get("ts")), [])
+        limit = int(args.get("limit") or 0) or len(messages) or 1
+        start = int(args.get("cursor") or 0)
+        page, more = messages[start : start + limit], start + limit < len(messages)
+        metadata = {"next_cursor": str(start + limit) if more else ""}
+        return {"ok": True, "messages": page, "has_more": more, "response_metadata": metadata}
 
     def _assistant_thread(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         required = {

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import store
 from bot.answering import AnswerStatus, AskResult, Citation, RerankStatus
 from bot.answering.passages import place_of
+from bot.slack.inbound import unread_files_note
 
 SECTION_LIMIT = 3000
 MARKDOWN_LIMIT = 12_000  # all markdown blocks of one message together
@@ -58,13 +60,14 @@ class AnswerView:
     note: str | None = None
     uncited: bool = False  # an answer that cites none of its sources: they are what it was written from
     escalates: bool = False  # its preset names people to hand the question to: "Still need help?" is offered
+    unread_files: tuple[str, ...] = ()  # the question's attachments: the answer says it did not read them
 
     def __post_init__(self) -> None:  # a view may be built from logged text: give it the typed statuses
         object.__setattr__(self, "status", AnswerStatus(self.status))
         object.__setattr__(self, "rerank", RerankStatus(self.rerank))
 
     @classmethod
-    def from_result(cls, result: AskResult) -> AnswerView:
+    def from_result(cls, result: AskResult, unread_files: Sequence[str] | None = None) -> AnswerView:
         return cls(
             ranking_id=result.ranking_id,
             answer=result.answer,
@@ -76,6 +79,7 @@ class AnswerView:
             note=result.note,
             uncited=result.uncited,
             escalates=bool(result.preset.escalation_usergroup or result.preset.escalation_channel),
+            unread_files=tuple(unread_files or ()),
         )
 
     @classmethod
@@ -258,6 +262,8 @@ def _tail(view: AnswerView, actions: str) -> list[dict[str, Any]]:
     tail.append(_context(meta))
     if view.note:
         tail.append(_context(f"ℹ️ {escape(view.note)}"[:SECTION_LIMIT]))
+    if view.unread_files:
+        tail.append(_context(escape(unread_files_note(list(view.unread_files)))[:SECTION_LIMIT]))
     if view.ranking_id is not None and actions == "feedback":
         tail.append(feedback_actions(view.ranking_id))
         if view.escalates:  # not on ephemeral ("share") answers: only the asker sees those

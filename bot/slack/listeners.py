@@ -16,8 +16,8 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import store
-from bot.answering import AnswerError, AnswerService, QuestionError
-from bot.slack import blocks
+from bot.answering import AnswerError, AnswerService, QuestionError, Turn
+from bot.slack import blocks, inbound, threads
 from bot.slack.metrics import BotMetrics
 from bot.slack.worker import AnswerWorkers, Outcome
 
@@ -124,6 +124,7 @@ class SlackListeners:
         self.metrics = metrics
         self.allow_external = allow_external  # SLACK_ALLOW_EXTERNAL: a preset's allow_external also lets them in
         self.history_tokens = history_tokens  # SLACK_HISTORY_TOKENS: the thread a follow-up carries
+        self.identity = threads.BotIdentity(client)  # tells ragbot's answers in a thread from the users' turns
 
     def register(self, app: App, slash_command: str) -> None:
         app.event("app_mention")(after_ack(self.on_mention))
@@ -149,20 +150,41 @@ class SlackListeners:
         is_dm = event.get("channel_type") == "im"
         text = event.get("text")
         mentions_bot = bool(context.bot_user_id) and isinstance(text, str) and f"<@{context.bot_user_id}" in text
-        if is_dm or mentions_bot:  # a channel mention also arrives as app_mention: the claim keeps one
+        # a channel mention also arrives as app_mention: the claim keeps one
+        if is_dm or mentions_bot or self._is_follow_up(event, context.bot_user_id):
             self._take_question(body, event, client)
+
+    def _is_follow_up(self, event: dict[str, Any], bot_user_id: str | None) -> bool:
+        """A channel thread message without a mention is a question for ragbot when ragbot answered in that
+        thread before, the channel's preset has follow-ups on, and the message does not speak to someone else."""
+        channel, ts = _optional_text(event.get("channel")), _optional_text(event.get("ts"))
+        thread_ts = _optional_text(event.get("thread_ts"))
+        if not channel or not ts or not thread_ts or thread_ts == ts:
+            return False
+        if threads.addressed_to_someone_else(_optional_text(event.get("text")) or "", bot_user_id):
+            return False
+        with self.sessions() as session:
+            if not store.answered_in_thread(session, channel, thread_ts):
+                return False
+        return self.answers.preset(channel).follow_ups
 
     def _take_question(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
         channel, ts = text_field(event, "channel"), text_field(event, "ts")
         thread_ts = _optional_text(event.get("thread_ts")) or ts
         question = question_text(_optional_text(event.get("text")) or "")
         user = _optional_text(event.get("user"))
+        files = inbound.file_names(event)
         try:
+            refused_team = self._refused_team(body, event, channel)
             with self.sessions.begin() as session:
                 if not store.claim_slack_event(session, channel, ts, _optional_text(body.get("event_id"))):
                     self.metrics.events.labels(kind="mention", outcome="duplicate").inc()
                     return  # a retry, the same mention as another event type, or another bot process got it
-                if question:
+                if refused_team:  # recorded with the claim: a retried delivery neither refuses nor records again
+                    store.record_refusal(
+                        session, "external", channel=channel, user=user, user_team=refused_team, question=question
+                    )
+                elif question:
                     store.enqueue_job(
                         session,
                         kind="mention",
@@ -171,6 +193,7 @@ class SlackListeners:
                         ts=ts,
                         thread_ts=thread_ts,
                         user=user,
+                        attachments=files or None,
                     )
                     position = max(0, store.open_jobs(session) - self.workers.workers)
         except Exception as exc:  # the database is down: say so rather than go quiet
@@ -179,12 +202,23 @@ class SlackListeners:
             log.exception("Claiming %s/%s failed (reference %s)", channel, ts, reference, extra=_where(channel, ts))
             self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
             return
+        if refused_team:
+            self.metrics.events.labels(kind="mention", outcome="external").inc()
+            log.info(
+                "Refused %s/%s from %s of team %s: external users are not answered here",
+                channel,
+                ts,
+                user,
+                refused_team,
+                extra=_where(channel, ts),
+            )
+            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=inbound.EXTERNAL_REFUSAL)
+            return
         self.metrics.events.labels(kind="mention", outcome="queued" if question else "empty").inc()
         if not question:
+            text = "Ask me a question after the mention, e.g. “@ragbot how do I set up SAML with Okta?”"
             client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text="Ask me a question after the mention, e.g. “@ragbot how do I set up SAML with Okta?”",
+                channel=channel, thread_ts=thread_ts, text=inbound.files_only_reply(files) if files else text
             )
             return
         self._react(client, channel, ts, "reactions_add")
@@ -196,6 +230,14 @@ class SlackListeners:
                 thread_ts=thread_ts,
                 text=f"I'm busy answering other questions; yours is queued (number {position} in line).",
             )
+
+    def _refused_team(self, body: dict[str, Any], event: dict[str, Any], channel: str) -> str | None:
+        """The other organisation whose user sent this, when its users are not answered here (neither
+        SLACK_ALLOW_EXTERNAL nor the channel's preset allows them)."""
+        team = inbound.external_team(body, event)
+        if team is None or self.allow_external or self.answers.preset(channel).allow_external:
+            return None
+        return team
 
     def answer_job(self, job: store.AnswerJob) -> Outcome:
         """Answer a durable job where its question was asked. Failures are told to the asker with their
@@ -217,10 +259,10 @@ class SlackListeners:
     def _answer_in_thread(self, job: store.AnswerJob) -> Outcome:
         client, channel, ts, thread_ts = self.client, job.channel, job.ts, job.thread_ts
         try:
-            context = self._thread_question(client, channel, thread_ts) if thread_ts != ts else None
-            result = self.answers.ask(job.question, channel=channel, user=job.user, context=context)
+            history = self._thread_history(job)
+            result = self.answers.ask(job.question, channel=channel, user=job.user, history=history)
             self.metrics.answered(result)
-            view = blocks.AnswerView.from_result(result)
+            view = blocks.AnswerView.from_result(result, unread_files=job.attachments)
             for message in blocks.answer_messages(view):
                 client.chat_postMessage(
                     channel=channel,
@@ -245,17 +287,13 @@ class SlackListeners:
         finally:
             self._react(client, channel, ts, "reactions_remove")
 
-    def _thread_question(self, client: WebClient, channel: str, thread_ts: str) -> str | None:
-        """The question that started the thread, as context for a follow-up."""
-        try:
-            replies = client.conversations_replies(channel=channel, ts=thread_ts, limit=1)
-        except Exception:
-            log.warning("Could not read thread %s/%s for context", channel, thread_ts, exc_info=True)
-            return None
-        messages = replies.get("messages") or []
-        if not messages or messages[0].get("bot_id"):
-            return None
-        return question_text(messages[0].get("text", "")) or None
+    def _thread_history(self, job: store.AnswerJob) -> list[Turn]:
+        """The thread before this question as its conversation (none for a thread's first message)."""
+        if not job.thread_ts or job.thread_ts == job.ts:
+            return []
+        return threads.thread_history(
+            self.client, self.identity, job.channel, job.thread_ts, job.ts, self.history_tokens
+        )
 
     # -- slash command -----------------------------------------------------------------------------
     def on_command(self, command: dict[str, Any], ack: Ack) -> None:
