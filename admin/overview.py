@@ -11,13 +11,15 @@ from markupsafe import Markup, escape
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from store import Feedback, LoggedCandidate, RankingLog
+from store import Feedback, LoggedCandidate, RankingLog, SlackRefusal
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
 LATENCY_SAMPLE = 5000
 STAGES = ("embed", "search", "rerank", "answer", "total")
 BINS = 10
+REFUSAL_DAYS = 30
+REFUSAL_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,28 @@ class Overview:
     @property
     def unused_total(self) -> int:
         return sum(b.unused for b in self.scores)
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """Slack questions ragbot declined (e.g. external users in Slack Connect channels): how many in the last
+    `days` days, and the latest rows, so admins see who is turned away before they complain."""
+
+    days: int
+    count: int
+    latest: list[SlackRefusal]
+
+
+def recent_refusals(
+    session: Session, now: datetime | None = None, days: int = REFUSAL_DAYS, limit: int = REFUSAL_ROWS
+) -> Refusals:
+    """The refusals of the last `days` days (count) and the latest `limit` of them, newest first."""
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    count = session.scalar(select(func.count(SlackRefusal.id)).where(SlackRefusal.created_at >= since)) or 0
+    latest = session.scalars(
+        select(SlackRefusal).order_by(SlackRefusal.created_at.desc(), SlackRefusal.id.desc()).limit(limit)
+    ).all()
+    return Refusals(days, count, list(latest))
 
 
 def parse_days(value: str | None) -> int:

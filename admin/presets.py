@@ -1,5 +1,7 @@
 """Presets and channel bindings for the admin app: validation and versioned changes (a draft's comparison
-with the saved preset is the answer service's, `AnswerService.compare`).
+with the saved preset is the answer service's, `AnswerService.compare`). A preset's Slack settings (suggested
+prompts, follow-ups, escalation, external users) are saved and audited with it but make no version: they change
+how Slack behaves, not what is ranked.
 
 No HTTP here. Nothing commits: the caller owns the transaction. Every function that changes something
 validates everything first, so a rejected change leaves the database as it was.
@@ -10,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -26,6 +28,14 @@ CANDIDATES_K = (1, 200)
 TOP_N = (1, 10)
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{8,}$")
+USERGROUP_RE = re.compile(r"^S[A-Z0-9]{8,}$")
+SUPPORT_CHANNEL_RE = re.compile(r"^[CG][A-Z0-9]{8,}$")  # a DM (D...) is no place to hand questions to
+# Slack's assistant pane shows up to 4 suggested prompts, as short buttons: titles must stay short to be read.
+MAX_PROMPTS = 4
+MAX_PROMPT_TITLE = 75
+MAX_PROMPT_MESSAGE = 300
+# The Slack settings of a preset: saved and audited, never versioned (they change no ranking).
+SLACK_FIELDS = ("suggested_prompts", "follow_ups", "escalation_usergroup", "escalation_channel", "allow_external")
 # The preset fields a version records; a change to any of them makes a new version.
 VERSIONED = ("instruction", "candidates_k", "top_n", "min_score", "collection", "retrieval_mode")
 # The retrieval modes (bot.answering.RETRIEVAL_MODES) as the preset form offers them, the default first.
@@ -56,10 +66,18 @@ class PresetForm:
     min_score: str = "0"
     collection: str = ""
     retrieval_mode: str = DEFAULT_RETRIEVAL_MODE
+    # The Slack fieldset; `slack` says whether it was sent at all: a form without it (a script, a restore from a
+    # version, which records no Slack settings) leaves the preset's Slack settings as they are.
+    suggested_prompts: str = ""
+    follow_ups: bool = True
+    escalation_usergroup: str = ""
+    escalation_channel: str = ""
+    allow_external: bool = False
+    slack: bool = False
 
     @classmethod
     def from_preset(cls, preset: Preset | PresetVersion) -> PresetForm:
-        return cls(
+        form = cls(
             name=getattr(preset, "name", ""),
             team=getattr(preset, "team", ""),
             instruction=preset.instruction,
@@ -68,6 +86,19 @@ class PresetForm:
             min_score=str(float(preset.min_score)),  # round-trips exactly: no false changes
             collection=preset.collection or "",
             retrieval_mode=preset.retrieval_mode or DEFAULT_RETRIEVAL_MODE,
+        )
+        return form.with_slack_of(preset) if isinstance(preset, Preset) else form
+
+    def with_slack_of(self, preset: Preset) -> PresetForm:
+        """This form with `preset`'s Slack settings, as the form shows them."""
+        return replace(
+            self,
+            suggested_prompts=prompts_text(preset.suggested_prompts),
+            follow_ups=preset.follow_ups if preset.follow_ups is not None else True,
+            escalation_usergroup=preset.escalation_usergroup or "",
+            escalation_channel=preset.escalation_channel or "",
+            allow_external=bool(preset.allow_external),
+            slack=True,
         )
 
     def validate(self, *, new: bool) -> tuple[dict[str, Any], dict[str, str]]:
@@ -107,7 +138,75 @@ class PresetForm:
         if mode not in RETRIEVAL_MODES:
             errors["retrieval_mode"] = f"One of {', '.join(RETRIEVAL_LABELS)}."
         values["retrieval_mode"] = mode
+        if self.slack:
+            self._validate_slack(values, errors)
         return values, errors
+
+    def _validate_slack(self, values: dict[str, Any], errors: dict[str, str]) -> None:
+        prompts, error = parse_prompts(self.suggested_prompts)
+        if error:
+            errors["suggested_prompts"] = error
+        values["suggested_prompts"] = prompts
+        values["follow_ups"] = bool(self.follow_ups)
+        usergroup = self.escalation_usergroup.strip()
+        if usergroup and not USERGROUP_RE.match(usergroup):
+            errors["escalation_usergroup"] = (
+                "Not a Slack user group id: it looks like S0123ABCD (S, then 8 or more capital letters or digits). "
+                "In Slack: People > User groups > the group > ⋯ > Copy group ID. Handles like @support do not work."
+            )
+        values["escalation_usergroup"] = usergroup or None
+        channel = self.escalation_channel.strip()
+        if channel and not SUPPORT_CHANNEL_RE.match(channel):
+            errors["escalation_channel"] = (
+                "Not a Slack channel id: it looks like C0123ABCD (C or G, then 8 or more capital letters or "
+                "digits). In Slack: channel name > About > Channel ID. Channel names like #support do not work."
+            )
+        values["escalation_channel"] = channel or None
+        values["allow_external"] = bool(self.allow_external)
+
+
+def prompts_text(prompts: list[dict[str, str]] | None) -> str:
+    """Stored prompts as the form's textarea shows them: one a line, `Title | message` (just the message when
+    the title is the message itself)."""
+    lines = []
+    for prompt in prompts or []:
+        if not isinstance(prompt, dict):
+            continue
+        title, message = str(prompt.get("title") or ""), str(prompt.get("message") or "")
+        lines.append(message if title == message else f"{title} | {message}")
+    return "\n".join(lines)
+
+
+def parse_prompts(text: str) -> tuple[list[dict[str, str]] | None, str | None]:
+    """(prompts, error) from the textarea: one prompt a line, `Title | message` or just the message (then its
+    own title); blank lines skipped; nothing at all = None, the stock prompts."""
+    lines = [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    if not lines:
+        return None, None
+    if len(lines) > MAX_PROMPTS:
+        return None, f"At most {MAX_PROMPTS} prompts (Slack shows {MAX_PROMPTS}); this has {len(lines)}."
+    prompts: list[dict[str, str]] = []
+    problems: list[str] = []
+    for number, line in enumerate(lines, 1):
+        title, bar, message = line.partition("|")
+        title, message = (title.strip(), message.strip()) if bar else (line, line)
+        if not title or not message:
+            problems.append(f"line {number}: write `Title | message`, both parts filled in")
+        elif len(title) > MAX_PROMPT_TITLE:
+            hint = "" if bar else " (give it a short title: `Title | message`)"
+            problems.append(f"line {number}: the title has {len(title)} characters, at most {MAX_PROMPT_TITLE}{hint}")
+        elif len(message) > MAX_PROMPT_MESSAGE:
+            problems.append(f"line {number}: the message has {len(message)} characters, at most {MAX_PROMPT_MESSAGE}")
+        prompts.append({"title": title, "message": message})
+    if problems:
+        text = "; ".join(problems)
+        return None, text[0].upper() + text[1:] + "."
+    return prompts, None
+
+
+def slack_state(preset: Preset) -> dict[str, Any]:
+    """The preset's Slack settings, as the audit log records them."""
+    return {f: getattr(preset, f) for f in SLACK_FIELDS}
 
 
 def _record_version(session: Session, preset: Preset, author: str | None) -> PresetVersion:
@@ -177,7 +276,7 @@ def create_preset(session: Session, form: PresetForm, author: str) -> Preset:
         audit.Action.PRESET_CREATE,
         f"preset {preset.name}",
         None,
-        {"team": preset.team, **_state(preset)},
+        {"team": preset.team, **_state(preset), **slack_state(preset)},
     )
     session.flush()
     return preset
@@ -192,24 +291,31 @@ def update_preset(
     action: audit.Action = audit.Action.PRESET_UPDATE,
     note: dict[str, Any] | None = None,
 ) -> Preset:
-    """Apply the form's versioned fields as a new version (none when nothing changed), audited as `action` with
-    the changed fields before and after (plus `note` after). Name and team stay."""
+    """Apply the form's versioned fields as a new version (none when none changed) and its Slack settings (when
+    the form has them; never a version), audited as one `action` entry with the changed fields before and after
+    (plus `note` after). Name and team stay."""
     values, errors = form.validate(new=False)
     if errors:
         raise FormErrors(errors)
-    values = {f: values[f] for f in VERSIONED}
-    if all(getattr(preset, f) == v for f, v in values.items()):
+    versioned = {f: values[f] for f in VERSIONED}
+    slack = {f: values[f] for f in SLACK_FIELDS if f in values}
+    changed = [f for f, v in versioned.items() if getattr(preset, f) != v]
+    changed_slack = [f for f, v in slack.items() if getattr(preset, f) != v]
+    if not changed and not changed_slack:
         return preset
-    if version_row(session, preset, preset.version) is None:
-        # A preset made outside the admin app (the stock default) has no row yet: keep its old state first.
-        _record_version(session, preset, None)
-    changed = [f for f, v in values.items() if getattr(preset, f) != v]
-    before = _state(preset, changed)
-    for field, value in values.items():
-        setattr(preset, field, value)
-    preset.version += 1
-    _record_version(session, preset, author)
-    audit.record(session, author, action, f"preset {preset.name}", before, {**_state(preset, changed), **(note or {})})
+    before = _state(preset, changed + changed_slack)
+    if changed:
+        if version_row(session, preset, preset.version) is None:
+            # A preset made outside the admin app (the stock default) has no row yet: keep its old state first.
+            _record_version(session, preset, None)
+        for field in changed:
+            setattr(preset, field, versioned[field])
+        preset.version += 1
+        _record_version(session, preset, author)
+    for field in changed_slack:
+        setattr(preset, field, slack[field])
+    after = {**_state(preset, changed + changed_slack), **(note or {})}
+    audit.record(session, author, action, f"preset {preset.name}", before, after)
     session.flush()
     return preset
 

@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from admin import audit
 from admin.exports import csv_cell
-from store.models import RANKING_STATUSES, CandidateLabel, Feedback, LoggedCandidate, RankingLog
+from store.models import RANKING_STATUSES, CandidateLabel, Escalation, Feedback, LoggedCandidate, RankingLog
 
 PAGE_SIZE = 50
 BATCH = 1000
 FEEDBACK_CHOICES = ("up", "down", "none")
-FILTER_FIELDS = ("channel", "preset", "date_from", "date_to", "feedback", "status")
+ESCALATED_CHOICES = ("yes", "no")
+FILTER_FIELDS = ("channel", "preset", "date_from", "date_to", "feedback", "status", "escalated")
 CSV_HEADER = (
     "ranking_id",
     "created_at",
@@ -69,6 +70,7 @@ class RankingFilter:
     date_to: date | None = None  # inclusive
     feedback: str | None = None  # up (has a 👍) | down (has a 👎) | none (no vote)
     status: str | None = None
+    escalated: str | None = None  # yes (someone pressed "Still need help?") | no
 
     def params(self) -> dict[str, str]:
         """The non-empty filters as query parameters, for links that keep them."""
@@ -92,6 +94,9 @@ class RankingFilter:
             where.append(exists().where(Feedback.ranking_id == RankingLog.id, Feedback.value == value))
         if self.status:
             where.append(RankingLog.status == self.status)
+        if self.escalated:
+            escalated = exists().where(Escalation.ranking_id == RankingLog.id)
+            where.append(escalated if self.escalated == "yes" else ~escalated)
         return where
 
 
@@ -115,6 +120,8 @@ def parse_filter(params: Mapping[str, str]) -> RankingFilter:
         errors.append(f"feedback must be one of {', '.join(FEEDBACK_CHOICES)}, not {raw['feedback']!r}.")
     if raw["status"] and raw["status"] not in RANKING_STATUSES:
         errors.append(f"status must be one of {', '.join(RANKING_STATUSES)}, not {raw['status']!r}.")
+    if raw["escalated"] and raw["escalated"] not in ESCALATED_CHOICES:
+        errors.append(f"escalated must be one of {', '.join(ESCALATED_CHOICES)}, not {raw['escalated']!r}.")
     if errors:
         raise FilterError(" ".join(errors))
     return RankingFilter(
@@ -124,6 +131,7 @@ def parse_filter(params: Mapping[str, str]) -> RankingFilter:
         date_to=date_to,
         feedback=raw["feedback"] or None,
         status=raw["status"] or None,
+        escalated=raw["escalated"] or None,
     )
 
 
@@ -142,6 +150,7 @@ class Row:
     ranking: RankingLog
     up: int
     down: int
+    escalations: int = 0
 
 
 @dataclass
@@ -153,7 +162,7 @@ class Page:
 
 
 def list_rankings(session: Session, filters: RankingFilter, page: int = 1) -> Page:
-    """One page of the filtered rankings, newest first, with their 👍/👎 counts."""
+    """One page of the filtered rankings, newest first, with their 👍/👎 and escalation counts."""
     where = filters.conditions()
     total = session.scalar(select(func.count(RankingLog.id)).where(*where)) or 0
     pages = max(1, -(-total // PAGE_SIZE))
@@ -171,7 +180,14 @@ def list_rankings(session: Session, filters: RankingFilter, page: int = 1) -> Pa
         .group_by(Feedback.ranking_id, Feedback.value)
     ).all()
     counts = {(ranking_id, value): n for ranking_id, value, n in votes}
-    rows = [Row(r, counts.get((r.id, 1), 0), counts.get((r.id, -1), 0)) for r in rankings]
+    escalated = dict(
+        session.execute(
+            select(Escalation.ranking_id, func.count())
+            .where(Escalation.ranking_id.in_([r.id for r in rankings]))
+            .group_by(Escalation.ranking_id)
+        ).all()
+    )
+    rows = [Row(r, counts.get((r.id, 1), 0), counts.get((r.id, -1), 0), escalated.get(r.id, 0)) for r in rankings]
     return Page(rows, page, pages, total)
 
 
@@ -189,7 +205,11 @@ def get_ranking(session: Session, ranking_id: int) -> RankingLog | None:
     return session.scalar(
         select(RankingLog)
         .where(RankingLog.id == ranking_id)
-        .options(selectinload(RankingLog.candidates), selectinload(RankingLog.feedback))
+        .options(
+            selectinload(RankingLog.candidates),
+            selectinload(RankingLog.feedback),
+            selectinload(RankingLog.escalations),
+        )
     )
 
 

@@ -1,6 +1,7 @@
 """Data care: questions (customer details) are not kept forever. Rankings older than a cutoff go with their
-candidates, feedback and labels; so do finished answer jobs (they hold the question too) and the Slack
-deduplication keys. A queued or running job is never touched.
+candidates, feedback, labels and escalations; so do finished answer jobs (they hold the question too), the Slack
+deduplication keys, Slack refusals (they hold the refused question and who asked) and assistant pane threads
+not touched since the cutoff. A queued or running job is never touched.
 
 Deletes run in batches, each its own short transaction, so a large log is never one long lock, and a purge
 that is interrupted leaves nothing half-deleted (a later run carries on). The children of a ranking are
@@ -12,12 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, select
+from sqlalchemy import and_, delete, exists, func, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from store.jobs import OPEN_STATES
-from store.models import AnswerJob, CandidateLabel, Feedback, LoggedCandidate, RankingLog, SlackEvent
+from store.models import (
+    AnswerJob,
+    AssistantThread,
+    CandidateLabel,
+    Escalation,
+    Feedback,
+    LoggedCandidate,
+    RankingLog,
+    SlackEvent,
+    SlackRefusal,
+)
 
 __all__ = ["BATCH_SIZE", "PurgeCounts", "count_older_than", "purge_older_than"]
 
@@ -36,6 +47,9 @@ class PurgeCounts:
     labels: int = 0
     answer_jobs: int = 0
     slack_events: int = 0
+    escalations: int = 0
+    slack_refusals: int = 0
+    assistant_threads: int = 0
 
     def __add__(self, other: PurgeCounts) -> PurgeCounts:
         return PurgeCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -71,6 +85,9 @@ def count_older_than(session: Session, cutoff: datetime) -> PurgeCounts:
         labels=count(CandidateLabel, CandidateLabel.ranking_id.in_(old)),
         answer_jobs=count(AnswerJob, _finished_jobs(cutoff)),
         slack_events=count(SlackEvent, _old_events(cutoff)),
+        escalations=count(Escalation, Escalation.ranking_id.in_(old)),
+        slack_refusals=count(SlackRefusal, SlackRefusal.created_at < cutoff),
+        assistant_threads=count(AssistantThread, AssistantThread.updated_at < cutoff),
     )
 
 
@@ -89,9 +106,12 @@ def _purge_rankings(session: Session, cutoff: datetime, batch_size: int) -> Purg
         return PurgeCounts()
     labels = _deleted(session, CandidateLabel, CandidateLabel.ranking_id.in_(ids))
     feedback = _deleted(session, Feedback, Feedback.ranking_id.in_(ids))
+    escalations = _deleted(session, Escalation, Escalation.ranking_id.in_(ids))
     candidates = _deleted(session, LoggedCandidate, LoggedCandidate.ranking_id.in_(ids))
     rankings = _deleted(session, RankingLog, RankingLog.id.in_(ids))
-    return PurgeCounts(rankings=rankings, candidates=candidates, feedback=feedback, labels=labels)
+    return PurgeCounts(
+        rankings=rankings, candidates=candidates, feedback=feedback, labels=labels, escalations=escalations
+    )
 
 
 def _purge_rows(session: Session, model: type, where: ColumnElement[bool], batch_size: int) -> int:
@@ -108,13 +128,32 @@ def _purge_events(session: Session, cutoff: datetime, batch_size: int) -> PurgeC
     return PurgeCounts(slack_events=_purge_rows(session, SlackEvent, _old_events(cutoff), batch_size))
 
 
+def _purge_refusals(session: Session, cutoff: datetime, batch_size: int) -> PurgeCounts:
+    return PurgeCounts(slack_refusals=_purge_rows(session, SlackRefusal, SlackRefusal.created_at < cutoff, batch_size))
+
+
+def _purge_threads(session: Session, cutoff: datetime, batch_size: int) -> PurgeCounts:
+    # Keyed by (channel_id, thread_ts), not an id. A thread its user came back to since it was read stays.
+    stale = AssistantThread.updated_at < cutoff
+    key = tuple_(AssistantThread.channel_id, AssistantThread.thread_ts)
+    keys = session.execute(
+        select(AssistantThread.channel_id, AssistantThread.thread_ts)
+        .where(stale)
+        .order_by(AssistantThread.channel_id, AssistantThread.thread_ts)
+        .limit(batch_size)
+    ).all()
+    deleted = _deleted(session, AssistantThread, key.in_([tuple(k) for k in keys]), stale) if keys else 0
+    return PurgeCounts(assistant_threads=deleted)
+
+
 def purge_older_than(sessions: sessionmaker[Session], cutoff: datetime, *, batch_size: int = BATCH_SIZE) -> PurgeCounts:
-    """Delete rankings (with their candidates, feedback and labels), finished answer jobs and Slack events
-    created before `cutoff`, `batch_size` rows a transaction; returns what was deleted."""
+    """Delete rankings (with their candidates, feedback, labels and escalations), finished answer jobs, Slack
+    events and Slack refusals created before `cutoff`, and assistant threads not updated since, `batch_size` rows
+    a transaction; returns what was deleted."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     total = PurgeCounts()
-    for step in (_purge_rankings, _purge_jobs, _purge_events):
+    for step in (_purge_rankings, _purge_jobs, _purge_events, _purge_refusals, _purge_threads):
         while True:
             with sessions.begin() as session:
                 done = step(session, cutoff, batch_size)

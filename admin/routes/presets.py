@@ -26,6 +26,7 @@ from admin.presets import (
     create_preset,
     rankings_per_version,
     restore_version,
+    slack_state,
     unbind,
     update_preset,
     version_row,
@@ -43,6 +44,8 @@ editors = require_roles("admin", "team_admin")
 NOTICES = {
     "created": "Preset created as v1.",
     "saved": "Saved as a new version.",
+    "saved_slack": "Saved as a new version, with the Slack settings.",
+    "slack": "Slack settings saved (they change no ranking, so no new version was made).",
     "unchanged": "Nothing changed, so no new version was made.",
     "restored": "Restored as a new version.",
     "bound": "Channel bound to this preset.",
@@ -78,16 +81,44 @@ def _sent_form(
     min_score: str = Form(""),
     collection: str = Form(""),
     retrieval_mode: str = Form(""),
+    suggested_prompts: str = Form(""),
+    follow_ups: str = Form(""),
+    escalation_usergroup: str = Form(""),
+    escalation_channel: str = Form(""),
+    allow_external: str = Form(""),
+    slack_settings: str = Form(""),
 ) -> PresetForm:
-    """The preset fields as posted; a field the form left out is empty."""
-    return PresetForm(name, team, instruction, candidates_k, top_n, min_score, collection, retrieval_mode)
+    """The preset fields as posted; a field the form left out is empty. The Slack fieldset counts only when its
+    marker (`slack_settings`) came with it: an unticked checkbox sends nothing, so a form without the fieldset
+    must not read as "follow-ups off"."""
+    return PresetForm(
+        name,
+        team,
+        instruction,
+        candidates_k,
+        top_n,
+        min_score,
+        collection,
+        retrieval_mode,
+        suggested_prompts=suggested_prompts,
+        follow_ups=_ticked(follow_ups),
+        escalation_usergroup=escalation_usergroup,
+        escalation_channel=escalation_channel,
+        allow_external=_ticked(allow_external),
+        slack=bool(slack_settings),
+    )
+
+
+def _ticked(value: str) -> bool:
+    return value.strip().lower() in ("on", "1", "true", "yes")
 
 
 def _draft(preset: store.Preset, sent: PresetForm) -> PresetForm:
     """The edit form of `preset` as sent (its name and team are not editable); a form without a retrieval mode
-    keeps the preset's."""
+    or without the Slack fieldset keeps the preset's."""
     mode = sent.retrieval_mode or preset.retrieval_mode
-    return replace(sent, name=preset.name, team=preset.team, retrieval_mode=mode)
+    form = replace(sent, name=preset.name, team=preset.team, retrieval_mode=mode)
+    return form if sent.slack else form.with_slack_of(preset)
 
 
 def _teams(session: Session) -> list[str]:
@@ -189,7 +220,7 @@ def preset_save(
             "below: check the versions list, then save again."
         )
         return _edit_page(request, user, session, preset, 409, form=form, conflict=message, question=question)
-    before = preset.version
+    before, before_slack = preset.version, slack_state(preset)
     try:
         update_preset(session, preset, form, user.name)
         session.commit()
@@ -200,7 +231,9 @@ def preset_save(
         session.rollback()
         message = "Someone saved this preset at the same moment. Your draft is kept below: save again."
         return _edit_page(request, user, session, preset, 409, form=form, conflict=message, question=question)
-    return _done(request, preset, "saved" if preset.version != before else "unchanged")
+    new_version, new_slack = preset.version != before, slack_state(preset) != before_slack
+    notice = "saved_slack" if new_version and new_slack else "saved" if new_version else "slack" if new_slack else None
+    return _done(request, preset, notice or "unchanged")
 
 
 @router.post("/presets/{preset_id}/compare", name="preset_compare")

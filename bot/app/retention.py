@@ -38,14 +38,17 @@ class RetentionWorker:
         self.runs += 1
         if counts.total:
             log.warning(
-                "Retention: deleted %d rankings (%d candidates, %d feedback, %d labels), %d answer jobs and "
-                "%d Slack events from before %s",
+                "Retention: deleted %d rankings (%d candidates, %d feedback, %d labels, %d escalations), "
+                "%d answer jobs, %d Slack events, %d Slack refusals and %d assistant threads from before %s",
                 counts.rankings,
                 counts.candidates,
                 counts.feedback,
                 counts.labels,
+                counts.escalations,
                 counts.answer_jobs,
                 counts.slack_events,
+                counts.slack_refusals,
+                counts.assistant_threads,
                 f"{cutoff:%Y-%m-%d %H:%M} UTC",
             )
         return counts

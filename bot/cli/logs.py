@@ -1,5 +1,6 @@
-"""`ragbot logs purge`: delete questions older than a span (rankings with their candidates, feedback and labels,
-finished answer jobs, Slack events), the same purge `ragbot serve` runs on its own with RANKING_RETENTION_DAYS."""
+"""`ragbot logs purge`: delete questions older than a span (rankings with their candidates, feedback, labels and
+escalations, finished answer jobs, Slack events, Slack refusals, idle assistant threads), the same purge
+`ragbot serve` runs on its own with RANKING_RETENTION_DAYS."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def describe(counts: PurgeCounts) -> str:
     """What a purge deleted (or would), in one line."""
     return (
         f"{counts.rankings} rankings ({counts.candidates} candidates, {counts.feedback} feedback, "
-        f"{counts.labels} labels), {counts.answer_jobs} finished answer jobs, {counts.slack_events} Slack events"
+        f"{counts.labels} labels, {counts.escalations} escalations), {counts.answer_jobs} finished answer jobs, "
+        f"{counts.slack_events} Slack events, {counts.slack_refusals} Slack refusals, "
+        f"{counts.assistant_threads} assistant threads"
     )
 
 
@@ -28,8 +31,9 @@ def purge(
     ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing")] = False,
 ) -> None:
-    """Delete questions and what hangs off them older than a span: rankings with their candidates, feedback and
-    labels, finished answer jobs, Slack events. Queued and running questions are never touched."""
+    """Delete questions and what hangs off them older than a span: rankings with their candidates, feedback,
+    labels and escalations, finished answer jobs, Slack events and refusals, assistant threads idle since. Queued
+    and running questions are never touched."""
     import store
     from bot.app import open_components
     from store.models import utcnow

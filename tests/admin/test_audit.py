@@ -44,6 +44,12 @@ def test_preset_changes_are_audited_with_before_and_after(as_user, sessions) -> 
             "min_score": 0.2,
             "collection": None,
             "retrieval_mode": store.models.DEFAULT_RETRIEVAL_MODE,
+            # the Slack settings a preset starts with (a form without the Slack fieldset: the defaults)
+            "suggested_prompts": None,
+            "follow_ups": True,
+            "escalation_usergroup": None,
+            "escalation_channel": None,
+            "allow_external": False,
         },
     )
     assert updated == (

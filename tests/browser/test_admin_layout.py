@@ -80,8 +80,15 @@ def phone(page: Any) -> Any:
 
 def test_no_admin_page_scrolls_sideways_on_a_phone(phone, server) -> None:
     result = server.components.answers.ask("How do I configure SAML with Okta?", channel="C0SUPPORT1", user="U1")
-    with server.components.sessions() as session:
+    with server.components.sessions.begin() as session:
         preset_id = store.default_preset(session).id
+        # What Slack's AI surfaces add (issue 14), long enough to test the wrapping: a follow-up as asked, an
+        # escalation, a refusal on the overview.
+        session.get(store.RankingLog, result.ranking_id).asked = "and " + "with-okta-" * 30 + "?"
+        store.add_escalation(session, result.ranking_id, "U1", "channel", "C0SUPPORT1")
+        store.record_refusal(
+            session, "external", channel="C0SHARED1", user="U2", user_team="T0OTHER", question="SAML? " * 60
+        )
     problems = _phone_problems(phone, "/admin/login", top_bar=False)
     sign_in(phone, "alice")
     for path in (

@@ -76,7 +76,10 @@ def remaining(sessions: sessionmaker[Session]) -> tuple[list[str], list[str], in
 def test_logs_purge_deletes_old_questions_and_says_what(sessions, capsys) -> None:
     code, out, _ = run_cli(capsys, "logs", "purge", "--older-than", "90d", "--dry-run")
     assert code == 0
-    assert "Would delete 2 rankings (0 candidates, 0 feedback, 0 labels), 1 finished answer jobs, 1 Slack events" in out
+    assert (
+        "Would delete 2 rankings (0 candidates, 0 feedback, 0 labels, 0 escalations), 1 finished answer jobs, "
+        "1 Slack events, 0 Slack refusals, 0 assistant threads"
+    ) in out
     assert remaining(sessions)[0] == [
         "new: can we export invoices?",
         "old and still queued",
