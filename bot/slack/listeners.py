@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 import store
 from bot.answering import AnswerError, AnswerService, QuestionError
 from bot.slack import blocks
+from bot.slack.assistant import ASSISTANT_KIND, Pane
 from bot.slack.metrics import BotMetrics
+from bot.slack.streaming import SEARCHING, set_status
 from bot.slack.worker import AnswerWorkers, Outcome
 
 log = logging.getLogger(__name__)
@@ -124,8 +126,10 @@ class SlackListeners:
         self.metrics = metrics
         self.allow_external = allow_external  # SLACK_ALLOW_EXTERNAL: a preset's allow_external also lets them in
         self.history_tokens = history_tokens  # SLACK_HISTORY_TOKENS: the thread a follow-up carries
+        self.pane = Pane(answers, sessions, client, self._take_question)  # the assistant pane (Agents & AI apps)
 
     def register(self, app: App, slash_command: str) -> None:
+        app.use(self.pane.middleware())  # assistant threads' events and messages; other DMs reach on_message
         app.event("app_mention")(after_ack(self.on_mention))
         app.event("message")(after_ack(self.on_message))
         app.command(slash_command)(self.on_command)  # its ack carries the reply: it catches its own failures
@@ -152,7 +156,9 @@ class SlackListeners:
         if is_dm or mentions_bot:  # a channel mention also arrives as app_mention: the claim keeps one
             self._take_question(body, event, client)
 
-    def _take_question(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+    def _take_question(
+        self, body: dict[str, Any], event: dict[str, Any], client: WebClient, kind: str = "mention"
+    ) -> None:
         channel, ts = text_field(event, "channel"), text_field(event, "ts")
         thread_ts = _optional_text(event.get("thread_ts")) or ts
         question = question_text(_optional_text(event.get("text")) or "")
@@ -165,7 +171,7 @@ class SlackListeners:
                 if question:
                     store.enqueue_job(
                         session,
-                        kind="mention",
+                        kind=kind,
                         question=question,
                         channel=channel,
                         ts=ts,
@@ -187,7 +193,10 @@ class SlackListeners:
                 text="Ask me a question after the mention, e.g. “@ragbot how do I set up SAML with Okta?”",
             )
             return
-        self._react(client, channel, ts, "reactions_add")
+        if kind == ASSISTANT_KIND:  # the pane shows a status, not a reaction
+            set_status(client, channel, thread_ts, SEARCHING)
+        else:
+            self._react(client, channel, ts, "reactions_add")
         self.workers.wake()
         if position and user:
             client.chat_postEphemeral(
@@ -216,23 +225,24 @@ class SlackListeners:
 
     def _answer_in_thread(self, job: store.AnswerJob) -> Outcome:
         client, channel, ts, thread_ts = self.client, job.channel, job.ts, job.thread_ts
+        reply = self.pane.reply_for(job)  # statuses in the pane; the LLM's text streamed into the thread
         try:
             context = self._thread_question(client, channel, thread_ts) if thread_ts != ts else None
-            result = self.answers.ask(job.question, channel=channel, user=job.user, context=context)
+            result = self.answers.ask(
+                job.question,
+                channel=channel,
+                user=job.user,
+                context=context,
+                preset_name=self.pane.preset_name_for(job),
+                progress=reply,
+            )
             self.metrics.answered(result)
             view = blocks.AnswerView.from_result(result)
-            for message in blocks.answer_messages(view):
-                client.chat_postMessage(
-                    channel=channel,
-                    thread_ts=thread_ts,
-                    text=message.text,
-                    blocks=message.blocks,
-                    unfurl_links=False,
-                )
+            reply.answer(view, blocks.answer_messages(view))
             return Outcome(True, result.ranking_id)
         except QuestionError as exc:
             self.metrics.answers.labels(outcome="unusable").inc()
-            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=str(exc))
+            reply.say(str(exc))
             return Outcome(False, error=str(exc))
         except Exception as exc:
             self.metrics.failed(exc)
@@ -240,10 +250,11 @@ class SlackListeners:
             log.exception(
                 "Answering %s/%s failed (reference %s)", channel, ts, reference, extra=_where(channel, ts, exc)
             )
-            self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
+            reply.say(blocks.error_text(reference))
             return _told(exc, reference)
         finally:
-            self._react(client, channel, ts, "reactions_remove")
+            if job.kind != ASSISTANT_KIND:
+                self._react(client, channel, ts, "reactions_remove")
 
     def _thread_question(self, client: WebClient, channel: str, thread_ts: str) -> str | None:
         """The question that started the thread, as context for a follow-up."""
