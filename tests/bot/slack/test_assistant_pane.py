@@ -68,6 +68,17 @@ def jobs(sessions) -> list[store.AnswerJob]:
         return list(session.scalars(select(store.AnswerJob).order_by(store.AnswerJob.id)))
 
 
+def wait_for_jobs(sessions, timeout: float = 30.0) -> list[store.AnswerJob]:
+    """The jobs once none is still being answered (a job is marked done just after its answer is out)."""
+    deadline = time.time() + timeout
+    while True:
+        found = jobs(sessions)
+        if not any(j.state in ("queued", "answering") for j in found):
+            return found
+        assert time.time() < deadline, "a job was not finished"
+        time.sleep(0.05)
+
+
 def answers_posted(fake, thread_ts: str) -> list:
     """Answers posted as messages in the thread (answers carry blocks; greetings and notices do not)."""
     return [
@@ -150,7 +161,7 @@ def test_a_pane_question_sets_a_status_and_the_title_and_streams_an_answer_with_
     assert value == f"helpful:{ranking.id}" and ranking.channel == DM and ranking.status == "ok"
     assert answers_posted(fake_slack, THREAD) == []  # one answer: the streamed message
     assert fake_slack.calls_to("reactions.add") == []  # the pane shows a status, not 👀
-    [job] = jobs(llm_slack.parts.sessions)
+    [job] = wait_for_jobs(llm_slack.parts.sessions)
     assert (job.kind, job.state, job.ranking_id) == ("assistant", "answered", ranking.id)
 
     # A second question in the same thread does not retitle it.
