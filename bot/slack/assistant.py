@@ -15,6 +15,7 @@ from slack_bolt.context.assistant.thread_context import AssistantThreadContext
 from slack_bolt.context.assistant.thread_context_store.store import AssistantThreadContextStore
 from slack_sdk import WebClient
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import store
@@ -47,8 +48,26 @@ class DatabaseThreadContextStore(AssistantThreadContextStore):
         self.sessions = sessions
 
     def save(self, *, channel_id: str, thread_ts: str, context: dict[str, str]) -> None:
-        with self.sessions.begin() as session:
-            store.save_assistant_context(session, channel_id, thread_ts, dict(context))
+        """Insert or replace. Two processes (or listener threads) saving a new thread's first context at once:
+        the loser's insert collides, and its second try replaces the row."""
+        for attempt in range(2):
+            try:
+                with self.sessions.begin() as session:
+                    store.save_assistant_context(session, channel_id, thread_ts, dict(context))
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
+
+    def save_first(self, *, channel_id: str, thread_ts: str, context: dict[str, str]) -> None:
+        """A thread's opening context, unless a (newer) context change was saved already: Slack's events may
+        arrive in any order."""
+        try:
+            with self.sessions.begin() as session:
+                if store.assistant_context(session, channel_id, thread_ts) is None:
+                    store.save_assistant_context(session, channel_id, thread_ts, dict(context))
+        except IntegrityError:
+            pass  # a context change got there first: it is the newer one
 
     def find(self, *, channel_id: str, thread_ts: str) -> AssistantThreadContext | None:
         with self.sessions() as session:
@@ -99,6 +118,7 @@ class Pane:
         """Greet and suggest prompts from the preset of the channel the user opened the pane in."""
         context = _context_of(event)
         thread = event.get("assistant_thread") or {}
+        self._save(thread, context, first=True)  # before the greeting: a context change may follow at once
         try:
             say(GREETING)
         except Exception:
@@ -108,7 +128,6 @@ class Pane:
             set_suggested_prompts(prompts=suggested_prompts(preset.suggested_prompts), title=PROMPTS_TITLE)
         except Exception:
             log.exception("Could not suggest prompts in the assistant thread %s", thread.get("thread_ts"))
-        self._save(thread, context)
 
     def on_context_changed(self, event: dict[str, Any]) -> None:
         """The user looks at another channel: its preset answers the thread's next questions."""
@@ -121,13 +140,16 @@ class Pane:
         except Exception:
             log.exception("Taking the assistant thread question %s failed", event.get("ts"))
 
-    def _save(self, thread: dict[str, Any], context: dict[str, Any]) -> None:
+    def _save(self, thread: dict[str, Any], context: dict[str, Any], first: bool = False) -> None:
         channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
-        if not (isinstance(channel, str) and isinstance(thread_ts, str) and context):
-            log.warning("Ignored an assistant thread event without a thread or context")
+        if not (isinstance(channel, str) and isinstance(thread_ts, str)):
+            log.warning("Ignored an assistant thread event without its thread")
             return
+        if not _channel_of(context):
+            return  # opened outside a channel: the thread keeps the default preset
         try:
-            self.contexts.save(channel_id=channel, thread_ts=thread_ts, context=context)
+            save = self.contexts.save_first if first else self.contexts.save
+            save(channel_id=channel, thread_ts=thread_ts, context=context)
         except Exception:
             log.exception("Could not save the context of the assistant thread %s/%s", channel, thread_ts)
 

@@ -79,6 +79,16 @@ def wait_for_jobs(sessions, timeout: float = 30.0) -> list[store.AnswerJob]:
         time.sleep(0.05)
 
 
+def wait_for_context(sessions, thread_ts: str, channel: str, timeout: float = 10.0) -> None:
+    deadline = time.time() + timeout
+    while True:
+        with sessions() as session:
+            if (store.assistant_context(session, DM, thread_ts) or {}).get("channel_id") == channel:
+                return
+        assert time.time() < deadline, f"the context {channel} was not saved"
+        time.sleep(0.05)
+
+
 def answers_posted(fake, thread_ts: str) -> list:
     """Answers posted as messages in the thread (answers carry blocks; greetings and notices do not)."""
     return [
@@ -116,9 +126,17 @@ def test_the_pane_greets_with_the_presets_prompts_and_the_stock_ones_otherwise(s
     assert [(p["title"], p["message"]) for p in stock.args["prompts"]] == list(STOCK_PROMPTS)
     assert len(stock.args["prompts"]) == 4
 
+    # Events may arrive out of order: a thread's opening context never replaces a change saved before it.
+    third = "1700000300.000100"
+    slack.event(pane_event("assistant_thread_context_changed", "C0SUPPORT1", third), event_id="EvChanged3")
+    wait_for_context(slack.parts.sessions, third, "C0SUPPORT1")
+    slack.event(pane_event("assistant_thread_started", "C0SALES01", third), event_id="EvStart3")
+    fake_slack.wait_for("assistant.threads.setSuggestedPrompts", 3)
+
     with slack.parts.sessions() as session:  # the context is in the database, for every process
         assert store.assistant_context(session, DM, THREAD)["channel_id"] == "C0SALES01"
         assert store.assistant_context(session, DM, other)["channel_id"] == "C0RANDOM1"
+        assert store.assistant_context(session, DM, third)["channel_id"] == "C0SUPPORT1"
     assert fake_slack.calls_to("assistant.threads.setStatus") == []  # nothing asked yet
 
 
@@ -175,13 +193,7 @@ def test_the_channel_the_user_looks_at_steers_the_preset_and_without_an_llm_noth
     slack.event(pane_event("assistant_thread_started", "C0SALES01"), event_id="EvStart")
     fake_slack.wait_for("assistant.threads.setSuggestedPrompts")
     slack.event(pane_event("assistant_thread_context_changed", "C0SUPPORT1"), event_id="EvChanged")
-    deadline = time.time() + 10
-    while True:
-        with slack.parts.sessions() as session:
-            if (store.assistant_context(session, DM, THREAD) or {}).get("channel_id") == "C0SUPPORT1":
-                break
-        assert time.time() < deadline, "the changed context was not saved"
-        time.sleep(0.05)
+    wait_for_context(slack.parts.sessions, THREAD, "C0SUPPORT1")
 
     slack.event(pane_message("How do I configure SCIM provisioning?", "1700000101.000100"), event_id="EvAsk")
     fake_slack.wait_for("chat.postMessage", 2)  # the greeting, then the answer

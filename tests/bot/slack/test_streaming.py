@@ -134,6 +134,22 @@ def test_a_stream_the_llm_breaks_off_ends_with_the_extractive_answer_and_its_not
     assert posted_answers(fake_slack) == []
 
 
+def test_an_answer_too_long_for_one_message_replaces_its_stream_and_continues_below(
+    llm_slack, fake_slack, monkeypatch
+) -> None:
+    monkeypatch.setattr(FakeOpenAI, "reply", " ".join([LONG_REPLY] * 45))  # about 16,000 characters
+    ask(llm_slack, fake_slack)
+    row = ranking(llm_slack)
+    [update] = fake_slack.calls_to("chat.update")  # the streamed message holds the first part ...
+    stream = fake_slack.streams[update.args["ts"]]
+    assert stream.updated and [b["type"] for b in stream.blocks] == ["markdown"]
+    assert len(stream.blocks[0]["text"]) <= 12_000 and row.answer.startswith(stream.blocks[0]["text"][:200])
+    [rest] = posted_answers(fake_slack)  # ... and the rest follows with the sources and buttons
+    assert rest["blocks"][0]["type"] == "markdown" and carries_sources_and_feedback(rest["blocks"], row.id)
+    streamed = sum(len(c.args.get("markdown_text") or "") for c in fake_slack.calls_to("chat.appendStream"))
+    assert streamed <= 12_000  # the stream stopped growing at one message's limit
+
+
 def test_a_thread_title_is_one_short_line() -> None:
     assert thread_title("How do I\nset up SSO?") == "How do I set up SSO?"
     long = thread_title("word " * 40)
