@@ -38,6 +38,7 @@ class Stream:
     text: str = ""
     streaming: bool = True
     blocks: list[dict[str, Any]] | None = None
+    updated: bool = False  # replaced with chat.update: `text` and `blocks` are the update's
 
 
 MAX_SUGGESTED_PROMPTS = 4
@@ -133,6 +134,8 @@ class FakeSlack:
             return 200, self._stream(method, args, ts), {}
         if method == "auth.test":
             return 200, {"ok": True, "team_id": "T1", "user_id": BOT_USER_ID, "bot_id": BOT_ID, "user": "ragbot"}, {}
+        if method == "chat.update":
+            return 200, self._update(args), {}
         if method in ("chat.postMessage", "chat.postEphemeral"):
             return 200, {"ok": True, "channel": args.get("channel"), "ts": ts, "message_ts": ts}, {}
         if method == "chat.getPermalink":
@@ -203,6 +206,16 @@ class FakeSlack:
             message = {"type": "message", "ts": stream.ts, "text": stream.text, "blocks": stream.blocks or []}
             return {"ok": True, "channel": channel, "ts": stream.ts, "message": message}
         return {"ok": True, "channel": channel, "ts": stream.ts}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        """chat.update; a streamed message's update replaces what its stream showed."""
+        if _missing(args, "channel", "ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._lock:
+            stream = self.streams.get(args["ts"])
+            if stream is not None and stream.channel == args["channel"]:
+                stream.text, stream.blocks, stream.updated = args.get("text") or "", args.get("blocks"), True
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text") or ""}
 
     # -- for assertions ----------------------------------------------------------------------------
     def calls_to(self, method: str) -> list[Call]:

@@ -287,6 +287,11 @@ def answer_messages(view: AnswerView, actions: str = "feedback") -> list[SlackMe
     return messages
 
 
+def answer_tail(view: AnswerView, actions: str = "feedback") -> list[dict[str, Any]]:
+    """The blocks a streamed answer's message ends with (its text was streamed): sources, preset, note, buttons."""
+    return _tail(view, actions)
+
+
 def shared_answer_messages(view: AnswerView, user: str, question: str) -> list[SlackMessage]:
     """An answer shared from a slash command into the channel, with who asked what above it."""
     asked = _context(f"<@{user}> asked: {escape(question)}"[:SECTION_LIMIT])

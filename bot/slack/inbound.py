@@ -3,13 +3,21 @@ channel) and which files it carries (ragbot does not read them, and says so)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 
 MAX_FILE_NAMES = 10  # named in the answer; more are counted
 EXTERNAL_REFUSAL = (
     "Sorry, I only answer members of this workspace, so I can't help with this question here. "
     "Someone from the team in this channel can take it from here."
 )
+
+
+def question_text(text: str) -> str:
+    """A message's text without user mentions (the bot's among them), white space collapsed."""
+    return " ".join(_MENTION.sub(" ", text or "").split())
 
 
 def external_team(body: dict[str, Any], event: dict[str, Any]) -> str | None:

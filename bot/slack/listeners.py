@@ -18,11 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 import store
 from bot.answering import AnswerError, AnswerService, QuestionError, Turn
 from bot.slack import blocks, inbound, threads
+from bot.slack.assistant import ASSISTANT_KIND, Pane
+from bot.slack.identity import BotIdentity
+from bot.slack.inbound import question_text
 from bot.slack.metrics import BotMetrics
+from bot.slack.streaming import SEARCHING, set_status
 from bot.slack.worker import AnswerWorkers, Outcome
 
 log = logging.getLogger(__name__)
-_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 WORKING_REACTION = "eyes"
 
@@ -78,11 +81,6 @@ def after_ack(listener: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def question_text(text: str) -> str:
-    """The question without bot mentions."""
-    return " ".join(_MENTION.sub(" ", text or "").split())
-
-
 def _where(channel: str | None, ts: str | None, exc: BaseException | None = None) -> dict[str, Any]:
     """Log record fields (`LOG_FORMAT=json` prints them): the Slack message and its ranking, when known."""
     ranking_id = exc.ranking_id if isinstance(exc, AnswerError) else None
@@ -124,9 +122,11 @@ class SlackListeners:
         self.metrics = metrics
         self.allow_external = allow_external  # SLACK_ALLOW_EXTERNAL: a preset's allow_external also lets them in
         self.history_tokens = history_tokens  # SLACK_HISTORY_TOKENS: the thread a follow-up carries
-        self.identity = threads.BotIdentity(client)  # tells ragbot's answers in a thread from the users' turns
+        self.identity = BotIdentity(client)  # ragbot's ids (its answers in a thread) and team (streams)
+        self.pane = Pane(answers, sessions, client, self._take_question, self.identity)  # Agents & AI apps
 
     def register(self, app: App, slash_command: str) -> None:
+        app.use(self.pane.middleware())  # assistant threads' events and messages; other DMs reach on_message
         app.event("app_mention")(after_ack(self.on_mention))
         app.event("message")(after_ack(self.on_message))
         app.command(slash_command)(self.on_command)  # its ack carries the reply: it catches its own failures
@@ -168,7 +168,9 @@ class SlackListeners:
                 return False
         return self.answers.preset(channel).follow_ups
 
-    def _take_question(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+    def _take_question(
+        self, body: dict[str, Any], event: dict[str, Any], client: WebClient, kind: str = "mention"
+    ) -> None:
         channel, ts = text_field(event, "channel"), text_field(event, "ts")
         thread_ts = _optional_text(event.get("thread_ts")) or ts
         question = question_text(_optional_text(event.get("text")) or "")
@@ -187,7 +189,7 @@ class SlackListeners:
                 elif question:
                     store.enqueue_job(
                         session,
-                        kind="mention",
+                        kind=kind,
                         question=question,
                         channel=channel,
                         ts=ts,
@@ -221,7 +223,10 @@ class SlackListeners:
                 channel=channel, thread_ts=thread_ts, text=inbound.files_only_reply(files) if files else text
             )
             return
-        self._react(client, channel, ts, "reactions_add")
+        if kind == ASSISTANT_KIND:  # the pane shows a status, not a reaction
+            set_status(client, channel, thread_ts, SEARCHING)
+        else:
+            self._react(client, channel, ts, "reactions_add")
         self.workers.wake()
         if position and user:
             client.chat_postEphemeral(
@@ -257,24 +262,24 @@ class SlackListeners:
         self._react(self.client, job.channel, job.ts, "reactions_remove")
 
     def _answer_in_thread(self, job: store.AnswerJob) -> Outcome:
-        client, channel, ts, thread_ts = self.client, job.channel, job.ts, job.thread_ts
+        client, channel, ts = self.client, job.channel, job.ts
+        reply = self.pane.reply_for(job)  # statuses in the pane; the LLM's text streamed into the thread
         try:
-            history = self._thread_history(job)
-            result = self.answers.ask(job.question, channel=channel, user=job.user, history=history)
+            result = self.answers.ask(
+                job.question,
+                channel=channel,
+                user=job.user,
+                history=self._thread_history(job),
+                preset_name=self.pane.preset_name_for(job),
+                progress=reply,
+            )
             self.metrics.answered(result)
             view = blocks.AnswerView.from_result(result, unread_files=job.attachments)
-            for message in blocks.answer_messages(view):
-                client.chat_postMessage(
-                    channel=channel,
-                    thread_ts=thread_ts,
-                    text=message.text,
-                    blocks=message.blocks,
-                    unfurl_links=False,
-                )
+            reply.answer(view, blocks.answer_messages(view))
             return Outcome(True, result.ranking_id)
         except QuestionError as exc:
             self.metrics.answers.labels(outcome="unusable").inc()
-            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=str(exc))
+            reply.say(str(exc))
             return Outcome(False, error=str(exc))
         except Exception as exc:
             self.metrics.failed(exc)
@@ -282,10 +287,11 @@ class SlackListeners:
             log.exception(
                 "Answering %s/%s failed (reference %s)", channel, ts, reference, extra=_where(channel, ts, exc)
             )
-            self._post_quietly(client, channel=channel, thread_ts=thread_ts, text=blocks.error_text(reference))
+            reply.say(blocks.error_text(reference))
             return _told(exc, reference)
         finally:
-            self._react(client, channel, ts, "reactions_remove")
+            if job.kind != ASSISTANT_KIND:
+                self._react(client, channel, ts, "reactions_remove")
 
     def _thread_history(self, job: store.AnswerJob) -> list[Turn]:
         """The thread before this question as its conversation (none for a thread's first message)."""

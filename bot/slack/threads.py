@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -13,37 +12,16 @@ from slack_sdk import WebClient
 
 from bot.answering import Turn
 from bot.answering.conversation import recent_turns
+from bot.slack.identity import BotIdentity
+from bot.slack.inbound import question_text
 
 log = logging.getLogger(__name__)
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 # Messages people write (plain, with files, sent to the channel too); not joins, edits, deletions, bots.
 PEOPLES_SUBTYPES = (None, "file_share", "thread_broadcast")
 MAX_PAGES = 20  # 20 pages of 200 messages: a thread longer than that is cut at its oldest end anyway
 PAGE_SIZE = 200
-
-
-class BotIdentity:
-    """ragbot's own user id and bot id, from `auth.test` once (an answer job runs outside any event's context,
-    and the thread's answers must be told apart from the users' messages and from other bots')."""
-
-    def __init__(self, client: WebClient) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-        self._ids: tuple[str | None, str | None] | None = None
-
-    def ids(self) -> tuple[str | None, str | None]:
-        """(bot user id, bot id); (None, None) while Slack cannot say (it is asked again next time)."""
-        with self._lock:
-            if self._ids is None:
-                try:
-                    response = self._client.auth_test()
-                    self._ids = (response.get("user_id"), response.get("bot_id"))
-                except Exception as exc:
-                    log.warning("auth.test failed; this thread's answers cannot be told apart: %s", exc)
-                    return None, None
-            return self._ids
 
 
 def _ts(value: Any) -> Decimal | None:
@@ -51,10 +29,6 @@ def _ts(value: Any) -> Decimal | None:
         return Decimal(value) if isinstance(value, str) else None
     except InvalidOperation:
         return None
-
-
-def _user_text(text: str) -> str:
-    return " ".join(_MENTION.sub(" ", text or "").split())
 
 
 def thread_messages(client: WebClient, channel: str, thread_ts: str) -> list[dict[str, Any]]:
@@ -92,7 +66,7 @@ def turns_of(messages: list[dict[str, Any]], before_ts: str, bot_user_id: str | 
             continue
         if message.get("bot_id") or message.get("subtype") not in PEOPLES_SUBTYPES:
             continue
-        if cleaned := _user_text(text):
+        if cleaned := question_text(text):
             turns.append(Turn("user", cleaned))
     return turns
 

@@ -75,8 +75,11 @@ def jobs(env: Path) -> list[store.AnswerJob]:
 
 
 def answers(fake_slack) -> list[str]:
-    """The thread of every answer posted (answers carry blocks; notices do not)."""
-    return [c.args["thread_ts"] for c in fake_slack.calls_to("chat.postMessage") if c.args.get("blocks")]
+    """The thread of every answer given: posted (answers carry blocks; notices do not) or, with the LLM
+    streaming, a stream stopped with its sources and buttons."""
+    posted = [c.args["thread_ts"] for c in fake_slack.calls_to("chat.postMessage") if c.args.get("blocks")]
+    stopped = [c.args["ts"] for c in fake_slack.calls_to("chat.stopStream") if c.args.get("blocks")]
+    return posted + [fake_slack.streams[ts].thread_ts for ts in stopped]
 
 
 def test_sigterm_finishes_the_running_answer_and_a_restart_answers_the_queued_ones(env, fake_slack, llm_server):

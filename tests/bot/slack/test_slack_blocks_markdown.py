@@ -111,13 +111,14 @@ def test_an_llm_answer_without_citations_says_so_in_slack(
     server = RunningServer(service)
     try:
         server.event(mention("how do I configure SAML with Okta?"))
-        [reply] = fake_slack.wait_for("chat.postMessage")
+        [stopped] = fake_slack.wait_for("chat.stopStream")  # the LLM's answer streams, then gets its blocks
     finally:
         server.stop()
         parts.close()
     assert FakeOpenAI.requests  # the LLM wrote it
-    blocks = reply.args["blocks"]
-    assert blocks[0] == {"type": "markdown", "text": "Use the admin console to configure single sign-on."}
+    stream = fake_slack.streams[stopped.args["ts"]]
+    assert stream.text == "Use the admin console to configure single sign-on."
+    blocks = stream.blocks
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
     assert sections[0].startswith(UNCITED_HEADING + "\n[1] <https://")
     assert "*Sources*" not in json.dumps(blocks)
