@@ -218,6 +218,21 @@ class FakeSlack:
         return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text") or ""}
 
     # -- for assertions ----------------------------------------------------------------------------
+    def answers(self) -> list[Call]:
+        """Every answer delivered, in order: posted (an answer carries blocks; a notice does not) or streamed and
+        stopped with its blocks (then `args` holds the stream's channel, thread_ts, whole text and final blocks)."""
+        delivered = []
+        with self._lock:
+            calls = list(self.calls)
+        for call in calls:
+            if call.method == "chat.postMessage" and call.args.get("blocks"):
+                delivered.append(call)
+            elif call.method == "chat.stopStream" and call.args.get("blocks") and call.args.get("ts") in self.streams:
+                stream = self.streams[call.args["ts"]]
+                args = {"channel": stream.channel, "thread_ts": stream.thread_ts, "text": stream.text}
+                delivered.append(Call(call.method, {**args, "blocks": stream.blocks}, call.token, call.at))
+        return delivered
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]

@@ -151,12 +151,14 @@ class SlackListeners:
         text = event.get("text")
         mentions_bot = bool(context.bot_user_id) and isinstance(text, str) and f"<@{context.bot_user_id}" in text
         # a channel mention also arrives as app_mention: the claim keeps one
-        if is_dm or mentions_bot or self._is_follow_up(event, context.bot_user_id):
+        if is_dm or mentions_bot or self._is_follow_up(body, event, context.bot_user_id):
             self._take_question(body, event, client)
 
-    def _is_follow_up(self, event: dict[str, Any], bot_user_id: str | None) -> bool:
+    def _is_follow_up(self, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> bool:
         """A channel thread message without a mention is a question for ragbot when ragbot answered in that
-        thread before, the channel's preset has follow-ups on, and the message does not speak to someone else."""
+        thread before, the channel's preset has follow-ups on, and the message does not speak to someone else.
+        Not from a user ragbot does not answer (another organisation's): they are refused when they mention
+        ragbot, not at every message they write in the thread."""
         channel, ts = _optional_text(event.get("channel")), _optional_text(event.get("ts"))
         thread_ts = _optional_text(event.get("thread_ts"))
         if not channel or not ts or not thread_ts or thread_ts == ts:
@@ -166,7 +168,7 @@ class SlackListeners:
         with self.sessions() as session:
             if not store.answered_in_thread(session, channel, thread_ts):
                 return False
-        return self.answers.preset(channel).follow_ups
+        return self.answers.preset(channel).follow_ups and self._refused_team(body, event, channel) is None
 
     def _take_question(
         self, body: dict[str, Any], event: dict[str, Any], client: WebClient, kind: str = "mention"

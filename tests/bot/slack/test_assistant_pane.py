@@ -152,7 +152,9 @@ def test_a_pane_question_sets_a_status_and_the_title_and_streams_an_answer_with_
     first_status = fake_slack.wait_for("assistant.threads.setStatus")[0]
     where = (first_status.args["channel_id"], first_status.args["thread_ts"])
     assert where == (DM, THREAD) and first_status.args["status"] == "is searching the knowledge base…"
-    assert first_status.at - sent < 1.0  # the first visible sign of work within a second
+    # The first visible sign of work comes from the listener, before the answer job runs (retrieval, reranking);
+    # the bound is loose on purpose (a loaded machine), the order is the point.
+    assert first_status.at - sent < 5.0
 
     [stopped] = fake_slack.wait_for("chat.stopStream")
     [started] = fake_slack.calls_to("chat.startStream")
@@ -164,7 +166,8 @@ def test_a_pane_question_sets_a_status_and_the_title_and_streams_an_answer_with_
     assert FakeOpenAI.requests and FakeOpenAI.requests[-1]["body"]["stream"] is True
 
     statuses = [c.args["status"] for c in fake_slack.calls_to("assistant.threads.setStatus")]
-    assert "is writing the answer…" in statuses
+    assert statuses[0] == "is searching the knowledge base…" and "is writing the answer…" in statuses
+    assert first_status.at <= started.at  # the status came before any answer text
     assert any(s.startswith("is reading ") and s.endswith(" passages…") for s in statuses)
     [title] = fake_slack.calls_to("assistant.threads.setTitle")
     assert title.args["thread_ts"] == THREAD and title.args["title"].startswith("How do I set up SAML")

@@ -138,3 +138,23 @@ def test_files_without_words_get_a_reply_asking_for_words(slack, fake_slack) -> 
     assert "can't read attachments" in reply.args["text"] and "screenshot.png" in reply.args["text"]
     assert "in words" in reply.args["text"]
     assert jobs(slack) == []
+
+
+def test_an_external_users_reply_in_a_thread_ragbot_answered_is_not_refused_at_every_message(slack, fake_slack) -> None:
+    shared_channel_event(slack, mention("how do I configure SAML with Okta?", user="U0ALICE", user_team="T1"), "EvQ")
+    [answer] = answered(fake_slack)
+    reply = {
+        "type": "message",
+        "channel_type": "channel",
+        "channel": "C0SALES01",
+        "user": "U0EXTERN",
+        "user_team": "T2PARTNER",
+        "text": "thanks, and what about SCIM?",
+        "ts": "1700000001.000300",
+        "thread_ts": TS,
+    }
+    shared_channel_event(slack, reply, "EvR")  # a reply in the thread, no mention: not addressed to ragbot
+    time.sleep(1.5)  # time enough for a refusal or an answer to show up if there were one
+    assert [c.args.get("blocks") is not None for c in fake_slack.calls_to("chat.postMessage")] == [True]
+    assert refusals(slack) == [] and len(jobs(slack)) == 1
+    assert answer.args["thread_ts"] == TS

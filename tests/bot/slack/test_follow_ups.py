@@ -27,8 +27,8 @@ def ranking_logs(server: RunningServer) -> list[store.RankingLog]:
 
 
 def answers(fake: FakeSlack) -> list[Any]:
-    """Posted answers (they carry blocks; notices do not)."""
-    return [c for c in fake.calls_to("chat.postMessage") if c.args.get("blocks")]
+    """Answers given, posted or (with the LLM) streamed."""
+    return fake.answers()
 
 
 def wait_for_answers(fake: FakeSlack, count: int, timeout: float = 60.0) -> list[Any]:
