@@ -4,7 +4,7 @@ No business logic lives here, and nothing here reads settings: pass ``settings.d
 """
 
 from store.db import DatabaseError, make_engine, mask_url, session_factory, upgrade_database
-from store.jobs import enqueue_job, finish_job, open_jobs, release_jobs, renew_leases, take_job
+from store.jobs import enqueue_job, finish_job, open_jobs, release_jobs, renew_leases, set_reply_ts, take_job
 from store.logins import (
     clear_keys,
     count_attempt,
@@ -108,6 +108,7 @@ __all__ = [
     "session_factory",
     "session_user",
     "set_feedback_comment",
+    "set_reply_ts",
     "start_admin_session",
     "take_job",
     "upgrade_database",

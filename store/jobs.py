@@ -103,6 +103,17 @@ def finish_job(
         return result.rowcount == 1
 
 
+def set_reply_ts(sessions: sessionmaker[Session], job_id: int, reply_ts: str) -> None:
+    """Remember the message a job's answer began streaming into (a later attempt replaces it)."""
+    with sessions.begin() as session:
+        session.execute(
+            update(AnswerJob)
+            .where(AnswerJob.id == job_id)
+            .values(reply_ts=reply_ts, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
 def release_jobs(sessions: sessionmaker[Session], owner: str, job_ids: list[int] | None = None) -> int:
     """Hand `owner`'s jobs (or those of `job_ids`) back to the queue, the attempt not counted (a shutdown)."""
     with sessions.begin() as session:

@@ -300,6 +300,9 @@ class AnswerJob(Base):
     response_url: Mapped[str | None] = mapped_column(Text)  # a slash command's
     # Names of the files the question came with: they are not read, and the answer says so.
     attachments: Mapped[list[str] | None] = mapped_column(JSON)
+    # The message an answer began streaming into: a process that dies mid-stream leaves it half written, and the
+    # next attempt replaces it with the answer instead of adding a second one.
+    reply_ts: Mapped[str | None] = mapped_column(String)
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String)
     lease_until: Mapped[datetime | None] = mapped_column()

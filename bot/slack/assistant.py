@@ -166,8 +166,9 @@ class Pane:
             return None
 
     def reply_for(self, job: store.AnswerJob) -> ThreadReply:
-        """How the job's answer goes out: streamed when the LLM streams; with statuses and, for a thread's first
-        question, its title in the pane."""
+        """How the job's answer goes out: streamed when the LLM streams (the stream's message is kept with the job,
+        so an attempt after a crash replaces it); with statuses and, for a thread's first question, its title in
+        the pane."""
         assistant = job.kind == ASSISTANT_KIND
         return ThreadReply(
             self.client,
@@ -177,6 +178,8 @@ class Pane:
             team_id=self.identity.team_id(),
             assistant=assistant,
             title=job.question if assistant and self._first_in_thread(job) else None,
+            earlier_ts=job.reply_ts,
+            on_stream_started=lambda ts: store.set_reply_ts(self.sessions, job.id, ts),
         )
 
     def _first_in_thread(self, job: store.AnswerJob) -> bool:

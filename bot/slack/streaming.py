@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from slack_sdk import WebClient
 
@@ -71,6 +71,8 @@ class ThreadReply(AnswerProgress):
         team_id: str | None,
         assistant: bool = False,
         title: str | None = None,
+        earlier_ts: str | None = None,
+        on_stream_started: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.channel = channel
@@ -84,7 +86,11 @@ class ThreadReply(AnswerProgress):
         self._buffer = ""  # escaped text not sent yet
         self._sent = 0  # characters sent into the stream
         self._last_flush = 0.0
-        self._no_stream = False  # startStream failed: the answer is posted whole
+        # An earlier attempt's half-streamed message (its process died): this attempt does not stream, and its
+        # answer (or failure) replaces that message, so the thread still ends with one answer.
+        self.earlier_ts = earlier_ts
+        self.on_stream_started = on_stream_started  # remembers the stream's message for a later attempt
+        self._no_stream = earlier_ts is not None  # also when startStream failed: the answer is posted whole
         self._broken = False  # a later stream call failed, or the text outgrew one message: replace at the end
 
     # -- progress ----------------------------------------------------------------------------------
@@ -130,6 +136,9 @@ class ThreadReply(AnswerProgress):
     def answer(self, view: blocks.AnswerView, messages: Sequence[blocks.SlackMessage]) -> None:
         """Deliver the finished answer (`messages` are `blocks.answer_messages(view)`): the stream's end, or the
         messages posted whole. Raises only when even posting fails."""
+        if self.stream_ts is None and self.earlier_ts is not None:
+            self._replace_earlier(messages)
+            return
         if self.stream_ts is None:
             self._post(messages)
             return
@@ -153,6 +162,9 @@ class ThreadReply(AnswerProgress):
         started, so the thread never keeps a half answer next to it). Never raises."""
         message = blocks.SlackMessage(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
         try:
+            if self.stream_ts is None and self.earlier_ts is not None:
+                self._replace_earlier([message])
+                return
             if self.stream_ts is None:
                 self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=text)
                 return
@@ -180,6 +192,11 @@ class ThreadReply(AnswerProgress):
             return
         self.stream_ts = ts
         self._sent, self._buffer, self._last_flush = len(self._buffer), "", time.monotonic()
+        if self.on_stream_started is not None:
+            try:
+                self.on_stream_started(ts)
+            except Exception:  # the answer still comes; only a crash after this would leave a second message
+                log.warning("Could not remember the streamed message %s/%s", self.channel, ts, exc_info=True)
 
     def _append(self) -> None:
         try:
@@ -196,6 +213,12 @@ class ThreadReply(AnswerProgress):
             self.client.chat_stopStream(channel=self.channel, ts=self.stream_ts)
         except Exception as exc:
             log.info("Could not stop the stream %s/%s: %s", self.channel, self.stream_ts, exc)
+
+    def _replace_earlier(self, messages: Sequence[blocks.SlackMessage]) -> None:
+        """End the stream a dead process left (Slack may have ended it already) and put the answer in its place."""
+        self.stream_ts = self.earlier_ts
+        self._stop_quietly()
+        self._replace(messages)
 
     def _replace(self, messages: Sequence[blocks.SlackMessage]) -> None:
         """The streamed message becomes the answer's first message, the rest follow; if it cannot be updated,

@@ -31,6 +31,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("asked", sa.Text(), nullable=True))
     with op.batch_alter_table("answer_jobs") as batch:
         batch.add_column(sa.Column("attachments", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("reply_ts", sa.String(), nullable=True))
         batch.drop_constraint(op.f("ck_answer_jobs_kind"), type_="check")
         batch.create_check_constraint("kind", "kind IN ('mention', 'command', 'assistant')")
     op.create_index("ix_answer_jobs_thread", "answer_jobs", ["channel", "thread_ts"])
@@ -84,6 +85,7 @@ def downgrade() -> None:
     with op.batch_alter_table("answer_jobs") as batch:
         batch.drop_constraint(op.f("ck_answer_jobs_kind"), type_="check")
         batch.create_check_constraint("kind", "kind IN ('mention', 'command')")
+        batch.drop_column("reply_ts")
         batch.drop_column("attachments")
     with op.batch_alter_table("ranking_logs") as batch:
         batch.drop_column("asked")

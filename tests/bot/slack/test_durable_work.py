@@ -145,6 +145,45 @@ def test_a_killed_process_loses_nothing_the_next_one_answers_after_the_lease(env
     assert "Traceback" not in output
 
 
+def test_a_process_killed_mid_stream_leaves_one_answer_the_next_attempt_replaces_the_half_streamed_message(
+    env, fake_slack, llm_server
+):
+    """SIGKILL while the LLM's answer streams into the thread: the next process answers after the lease, in the
+    message the first one began (updated with the whole answer, sources and buttons), not in a second one."""
+    FakeOpenAI.piece_delay = 2.0  # a slow stream: the process is killed between two pieces
+    port = free_port()
+    first = start_serve(port, fake_slack, llm_server, ANSWER_LEASE_S="3")
+    try:
+        wait_for_health(first, port)
+        send(port, "How do I set up SCIM provisioning?", "1700000450.000001", "EvStream")
+        [started] = fake_slack.wait_for("chat.startStream")
+        wait_until(lambda: jobs(env)[0].reply_ts in fake_slack.streams)  # the job knows the message it streams
+        first.kill()  # SIGKILL mid-stream: the message holds a piece of the answer
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    [half] = fake_slack.streams.values()
+    assert half.streaming and half.text and half.thread_ts == started.args["thread_ts"] == "1700000450.000001"
+
+    FakeOpenAI.piece_delay = 0.0
+    second = start_serve(port, fake_slack, llm_server, ANSWER_LEASE_S="3")
+    try:
+        wait_until(lambda: [j.state for j in jobs(env)] == ["answered"], timeout=120)
+        time.sleep(1.0)  # a second answer would show up by now
+    finally:
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=60)
+    [update] = [c for c in fake_slack.calls_to("chat.update") if c.args["ts"] == half.ts]
+    assert any(b["type"] == "context_actions" for b in update.args["blocks"])  # the whole answer, with feedback
+    assert half.updated and "Business plan" in half.text
+    assert len(fake_slack.calls_to("chat.startStream")) == 1  # the second attempt did not stream a new message
+    assert answers(fake_slack) == []  # nothing posted or streamed besides the replaced message
+    [job] = jobs(env)
+    assert (job.attempts, job.reply_ts) == (2, half.ts) and job.ranking_id is not None
+    assert "Traceback" not in output
+
+
 def test_a_question_whose_processes_died_three_times_is_told_it_failed(slack, fake_slack) -> None:
     """A job taken three times and never finished (each process died on it) is not taken a fourth time: the
     asker gets the never-silent message with the job's reference."""
