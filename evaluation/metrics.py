@@ -3,7 +3,8 @@
 A chunk is relevant when its document is: relevance comes as `{document key: grade}` (grade 1 for a plain
 relevant list). A document counts once: later chunks of an already-counted document add nothing to nDCG.
 
-- hit@k: a relevant chunk is among the first k (hit@3: it reaches the answer's three sources);
+- hit@k: a relevant chunk is among the first k (hit@3: it reaches the answer's three sources; hit@5 and hit@10:
+  retrieval hands the reranker far more than three, so these say what it has to work with);
 - MRR@k: 1 / rank of the first relevant chunk within k (0 when none);
 - nDCG@k: DCG of the first k with gain 2^grade - 1 and log2(rank + 1) discount, over the ideal DCG of the
   relevant documents' grades sorted high to low;
@@ -26,6 +27,8 @@ DocKey = str
 class QuestionMetrics:
     hit_at_1: float
     hit_at_3: float
+    hit_at_5: float
+    hit_at_10: float
     mrr_at_10: float
     ndcg_at_10: float
     recall: float
@@ -68,6 +71,8 @@ def question_metrics(ranked: Sequence[DocKey | None], relevance: Mapping[DocKey,
     return QuestionMetrics(
         hit_at_1=hit_at(ranked, relevance, 1),
         hit_at_3=hit_at(ranked, relevance, 3),
+        hit_at_5=hit_at(ranked, relevance, 5),
+        hit_at_10=hit_at(ranked, relevance, 10),
         mrr_at_10=mrr_at(ranked, relevance, 10),
         ndcg_at_10=ndcg_at(ranked, relevance, 10),
         recall=recall(ranked, relevance),

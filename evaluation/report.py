@@ -11,7 +11,15 @@ from datetime import datetime, timezone
 from evaluation.compare import Comparison
 from evaluation.runner import BASELINE, METRICS, ConfigSummary, QuestionRun
 
-LABELS = {"hit_at_1": "hit@1", "hit_at_3": "hit@3", "mrr_at_10": "MRR@10", "ndcg_at_10": "nDCG@10", "recall": "recall"}
+LABELS = {
+    "hit_at_1": "hit@1",
+    "hit_at_3": "hit@3",
+    "hit_at_5": "hit@5",
+    "hit_at_10": "hit@10",
+    "mrr_at_10": "MRR@10",
+    "ndcg_at_10": "nDCG@10",
+    "recall": "recall",
+}
 COLORS = ("#9aa5b1", "#1264a3", "#e8912d", "#2e7d32", "#8e44ad", "#c0392b")
 
 

@@ -12,7 +12,7 @@ from rerank import Reranker, rank_order
 from retrieval import Candidate, Retriever
 
 BASELINE = "retrieval only"
-METRICS = ("hit_at_1", "hit_at_3", "mrr_at_10", "ndcg_at_10", "recall")
+METRICS = ("hit_at_1", "hit_at_3", "hit_at_5", "hit_at_10", "mrr_at_10", "ndcg_at_10", "recall")
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ def test_eval_prints_the_table_json_and_report(env: Path, capsys, tmp_path: Path
     n = len(load_eval_set(EVAL_SET))
     assert len(data["questions"]) == n
     for config in data["configurations"]:
-        for metric in ("hit@1", "hit@3", "MRR@10", "nDCG@10", "recall"):
+        for metric in ("hit@1", "hit@3", "hit@5", "hit@10", "MRR@10", "nDCG@10", "recall"):
             assert 0.0 <= config[metric] <= 1.0
-        assert config["hit@1"] <= config["hit@3"]
+        assert config["hit@1"] <= config["hit@3"] <= config["hit@5"] <= config["hit@10"]
     baseline, reranked = data["configurations"][0], data["configurations"][1]
     assert baseline["recall"] == reranked["recall"]  # same candidates: reranking cannot change the ceiling
     assert baseline["rerank_p50_ms"] == 0 and reranked["rerank_p50_ms"] > 0

@@ -58,13 +58,14 @@ def test_tied_rerank_scores_keep_retrieval_order() -> None:
 
 def test_no_relevant_document_scores_zero() -> None:
     metrics = question_metrics(["x", "y", None], REL)
-    assert (metrics.hit_at_1, metrics.hit_at_3, metrics.mrr_at_10, metrics.ndcg_at_10, metrics.recall) == (
+    assert (metrics.hit_at_1, metrics.hit_at_3, metrics.hit_at_5, metrics.mrr_at_10, metrics.ndcg_at_10) == (
         0,
         0,
         0,
         0,
         0,
     )
+    assert metrics.hit_at_10 == metrics.recall == 0
     assert metrics.first_relevant_rank is None
     empty = question_metrics(["a"], {})
     assert empty.ndcg_at_10 == 0.0 and empty.recall == 0.0
@@ -81,3 +82,11 @@ def test_percentile_matches_numpy_linear() -> None:
     # the same percentiles the admin overview shows for its latencies (it calls numpy directly)
     assert percentile([7], 95) == 7
     assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
+
+
+def test_hit_at_5_and_10_count_a_relevant_chunk_that_retrieval_hands_the_reranker_beyond_the_top_3() -> None:
+    ranked = ["x1", "x2", "x3", "x4", "a", "x6", "x7", "x8", "x9", "x10", "b"]
+    metrics = question_metrics(ranked, {"a": 1, "b": 1})
+    assert (metrics.hit_at_1, metrics.hit_at_3, metrics.hit_at_5, metrics.hit_at_10) == (0, 0, 1, 1)
+    late = question_metrics(ranked[5:], {"b": 1})  # "b" is sixth there: beyond hit@5, within hit@10
+    assert (late.hit_at_5, late.hit_at_10) == (0, 1)
