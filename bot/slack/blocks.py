@@ -169,11 +169,11 @@ def _markdown(text: str) -> dict[str, Any]:
     return {"type": "markdown", "text": text}
 
 
-def _section(text: str) -> dict[str, Any]:
+def section_block(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _context(text: str) -> dict[str, Any]:
+def context_block(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
@@ -254,16 +254,16 @@ def _tail(view: AnswerView, actions: str) -> list[dict[str, Any]]:
         lines = [_source_line(s) for s in view.sources]
         if not view.rerank.ok:
             lines.append(f"⚠️ Reranking was {escape(view.rerank)}; these are in retrieval order.")
-        sections = [_section(piece) for piece in split_text(heading + "\n" + "\n".join(lines))]
+        sections = [section_block(piece) for piece in split_text(heading + "\n" + "\n".join(lines))]
         tail.extend(sections[: MAX_BLOCKS - 8])  # room for the answer, its notes, the preset and the buttons
     meta = f"Preset *{escape(view.preset)}* (v{view.preset_version})"
     if view.ranking_id is not None:
         meta += f" · ref R-{view.ranking_id}"
-    tail.append(_context(meta))
+    tail.append(context_block(meta))
     if view.note:
-        tail.append(_context(f"ℹ️ {escape(view.note)}"[:SECTION_LIMIT]))
+        tail.append(context_block(f"ℹ️ {escape(view.note)}"[:SECTION_LIMIT]))
     if view.unread_files:
-        tail.append(_context(escape(unread_files_note(list(view.unread_files)))[:SECTION_LIMIT]))
+        tail.append(context_block(escape(unread_files_note(list(view.unread_files)))[:SECTION_LIMIT]))
     if view.ranking_id is not None and actions == "feedback":
         tail.append(feedback_actions(view.ranking_id))
         if view.escalates:  # not on ephemeral ("share") answers: only the asker sees those
@@ -282,7 +282,7 @@ def answer_messages(view: AnswerView, actions: str = "feedback") -> list[SlackMe
     pieces = pieces[:MAX_ANSWER_MESSAGES]
     messages = [SlackMessage(to_mrkdwn(text[:SECTION_LIMIT]), [_markdown(md)]) for text, md in pieces]
     last = messages[-1]
-    notes = [_context(CUT_NOTE)] if cut else []
+    notes = [context_block(CUT_NOTE)] if cut else []
     messages[-1] = SlackMessage(last.text, [*last.blocks, *notes, *_tail(view, actions)])
     return messages
 
@@ -294,14 +294,14 @@ def answer_tail(view: AnswerView, actions: str = "feedback") -> list[dict[str, A
 
 def shared_answer_messages(view: AnswerView, user: str, question: str) -> list[SlackMessage]:
     """An answer shared from a slash command into the channel, with who asked what above it."""
-    asked = _context(f"<@{user}> asked: {escape(question)}"[:SECTION_LIMIT])
+    asked = context_block(f"<@{user}> asked: {escape(question)}"[:SECTION_LIMIT])
     first, *rest = answer_messages(view)
     return [SlackMessage(first.text, [asked, *first.blocks][:MAX_BLOCKS]), *rest]
 
 
 def thanks_block(user: str, value: int) -> dict[str, Any]:
     emoji = "👍" if value > 0 else "👎"
-    return _context(f"{emoji} Thanks for the feedback, <@{user}>!")
+    return context_block(f"{emoji} Thanks for the feedback, <@{user}>!")
 
 
 def replace_feedback_buttons(blocks: list[dict[str, Any]], user: str, value: int) -> list[dict[str, Any]]:

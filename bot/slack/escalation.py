@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import store
 from bot.slack import blocks
-from bot.slack.listeners import BadPayload, after_ack, field, row_id, text_field
+from bot.slack.listeners import BadPayload, after_ack, field, optional_text, row_id, text_field
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,6 @@ def _target(via: str, target: str) -> str:
     return f"<!subteam^{target}>" if via == USERGROUP else f"<#{target}>"
 
 
-def _optional(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[: blocks.SECTION_LIMIT]}]}
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[: blocks.SECTION_LIMIT]}}
-
-
 class Escalations:
     """The `ragbot_escalate` button's listener. Registered by the app next to `SlackListeners` (not from it: this
     module reads payloads with the listeners' readers, and modules never import each other in a loop)."""
@@ -93,10 +81,10 @@ class Escalations:
         user, channel = text_field(body, "user", "id"), text_field(body, "channel", "id")
         message = body.get("message") if isinstance(body.get("message"), dict) else {}
         container = body.get("container") if isinstance(body.get("container"), dict) else {}
-        answer_ts = _optional(message.get("ts")) or _optional(container.get("message_ts"))
+        answer_ts = optional_text(message.get("ts")) or optional_text(container.get("message_ts"))
         if answer_ts is None:
             raise BadPayload("no message ts")
-        thread_ts = _optional(message.get("thread_ts")) or _optional(container.get("thread_ts")) or answer_ts
+        thread_ts = optional_text(message.get("thread_ts")) or optional_text(container.get("thread_ts")) or answer_ts
 
         press = self._claim(ranking_id, user, channel)
         if press.earlier:
@@ -219,7 +207,7 @@ class Escalations:
         thread when Slack gives one."""
         assert press.view is not None
         try:
-            permalink = _optional(client.chat_getPermalink(channel=channel, message_ts=answer_ts).get("permalink"))
+            permalink = optional_text(client.chat_getPermalink(channel=channel, message_ts=answer_ts).get("permalink"))
         except Exception as exc:
             log.info("No permalink for %s/%s: %s", channel, answer_ts, exc)
             permalink = None
@@ -228,7 +216,11 @@ class Escalations:
             asked += f" (<@{user}> asked for help)"
         if permalink:
             asked += f" · <{permalink.replace('|', '%7C').replace('>', '%3E')}|open the thread>"
-        header = [_context(asked), _section(f"*Question:* {blocks.escape(press.question)}")]
+        question = f"*Question:* {blocks.escape(press.question)}"
+        header = [
+            blocks.context_block(asked[: blocks.SECTION_LIMIT]),
+            blocks.section_block(question[: blocks.SECTION_LIMIT]),
+        ]
         first, *rest = blocks.answer_messages(press.view, actions="none")
         fallback = f"<@{press.asker}> still needs help: {blocks.escape(press.question)}"[: blocks.SECTION_LIMIT]
         for message in [blocks.SlackMessage(fallback, [*header, *first.blocks]), *rest]:
@@ -247,10 +239,10 @@ class Escalations:
         if not isinstance(shown, list) or not isinstance(ts, str):
             return
         where = " and ".join(_target(via, target) for via, target in done)
-        line = _context(f"🙋 <@{user}> asked {where} for help.")
+        line = blocks.context_block(f"🙋 <@{user}> asked {where} for help."[: blocks.SECTION_LIMIT])
         replaced = [line if b.get("block_id") == blocks.ESCALATE_BLOCK_ID else b for b in shown if isinstance(b, dict)]
         try:
-            client.chat_update(channel=channel, ts=ts, text=_optional(message.get("text")) or "", blocks=replaced)
+            client.chat_update(channel=channel, ts=ts, text=optional_text(message.get("text")) or "", blocks=replaced)
         except Exception as exc:  # the escalation stands; only the button stays
             log.warning("Could not replace the escalation button of %s/%s: %s", channel, ts, exc)
 

@@ -159,11 +159,11 @@ class SlackListeners:
         thread before, the channel's preset has follow-ups on, and the message does not speak to someone else.
         Not from a user ragbot does not answer (another organisation's): they are refused when they mention
         ragbot, not at every message they write in the thread."""
-        channel, ts = _optional_text(event.get("channel")), _optional_text(event.get("ts"))
-        thread_ts = _optional_text(event.get("thread_ts"))
+        channel, ts = optional_text(event.get("channel")), optional_text(event.get("ts"))
+        thread_ts = optional_text(event.get("thread_ts"))
         if not channel or not ts or not thread_ts or thread_ts == ts:
             return False
-        if threads.addressed_to_someone_else(_optional_text(event.get("text")) or "", bot_user_id):
+        if threads.addressed_to_someone_else(optional_text(event.get("text")) or "", bot_user_id):
             return False
         with self.sessions() as session:
             if not store.answered_in_thread(session, channel, thread_ts):
@@ -174,14 +174,14 @@ class SlackListeners:
         self, body: dict[str, Any], event: dict[str, Any], client: WebClient, kind: str = "mention"
     ) -> None:
         channel, ts = text_field(event, "channel"), text_field(event, "ts")
-        thread_ts = _optional_text(event.get("thread_ts")) or ts
-        question = question_text(_optional_text(event.get("text")) or "")
-        user = _optional_text(event.get("user"))
+        thread_ts = optional_text(event.get("thread_ts")) or ts
+        question = question_text(optional_text(event.get("text")) or "")
+        user = optional_text(event.get("user"))
         files = inbound.file_names(event)
         try:
             refused_team = self._refused_team(body, event, channel)
             with self.sessions.begin() as session:
-                if not store.claim_slack_event(session, channel, ts, _optional_text(body.get("event_id"))):
+                if not store.claim_slack_event(session, channel, ts, optional_text(body.get("event_id"))):
                     self.metrics.events.labels(kind="mention", outcome="duplicate").inc()
                     return  # a retry, the same mention as another event type, or another bot process got it
                 if refused_team:  # recorded with the claim: a retried delivery neither refuses nor records again
@@ -305,12 +305,12 @@ class SlackListeners:
 
     # -- slash command -----------------------------------------------------------------------------
     def on_command(self, command: dict[str, Any], ack: Ack) -> None:
-        question = " ".join((_optional_text(command.get("text")) or "").split())
+        question = " ".join((optional_text(command.get("text")) or "").split())
         if not question:
             self.metrics.events.labels(kind="command", outcome="empty").inc()
-            ack(text=f"Usage: {blocks.escape(_optional_text(command.get('command')) or '/ask')} your question")
+            ack(text=f"Usage: {blocks.escape(optional_text(command.get('command')) or '/ask')} your question")
             return
-        response_url = _optional_text(command.get("response_url"))
+        response_url = optional_text(command.get("response_url"))
         if response_url is None:
             log.warning("Ignored a slash command without a response_url")
             ack()
@@ -321,8 +321,8 @@ class SlackListeners:
                     session,
                     kind="command",
                     question=question,
-                    channel=_optional_text(command.get("channel_id")),
-                    user=_optional_text(command.get("user_id")),
+                    channel=optional_text(command.get("channel_id")),
+                    user=optional_text(command.get("user_id")),
                     response_url=response_url,
                 )
                 position = max(0, store.open_jobs(session) - self.workers.workers)
@@ -407,7 +407,7 @@ class SlackListeners:
 
     def _feedback(self, body: dict[str, Any], client: WebClient, ranking_id: int, value: int) -> None:
         """Store the vote; a 👎 opens the comment modal (so it needs the press's trigger, checked first)."""
-        trigger_id = _optional_text(body.get("trigger_id"))
+        trigger_id = optional_text(body.get("trigger_id"))
         if value < 0 and trigger_id is None:
             raise BadPayload("no trigger_id")
         feedback_id = self._vote(body, client, ranking_id, value)
@@ -430,7 +430,7 @@ class SlackListeners:
                 client.chat_update(
                     channel=channel_id,
                     ts=ts,
-                    text=_optional_text(message.get("text")) or "",
+                    text=optional_text(message.get("text")) or "",
                     blocks=blocks.replace_feedback_buttons([b for b in shown if isinstance(b, dict)], user, value),
                 )
         return feedback_id
@@ -444,7 +444,7 @@ class SlackListeners:
         feedback_id = row_id(field(metadata, "feedback_id"), "the commented feedback")
         user = text_field(body, "user", "id")
         try:
-            comment = _optional_text(field(view, "state", "values", "comment", "text", "value"))
+            comment = optional_text(field(view, "state", "values", "comment", "text", "value"))
         except BadPayload:
             comment = None
         if not comment or not comment.strip():
@@ -472,6 +472,6 @@ class SlackListeners:
             log.exception("Could not tell the user about a failure")
 
 
-def _optional_text(value: Any) -> str | None:
+def optional_text(value: Any) -> str | None:
     """A payload's optional string (a thread ts, a user id, a message's text); anything else counts as absent."""
     return value if isinstance(value, str) and value else None

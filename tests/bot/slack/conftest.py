@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -75,7 +76,10 @@ class RunningServer:
             headers["X-Slack-Retry-Reason"] = "http_timeout"
         return self.http.post("/slack/events", content=body.encode(), headers=headers)
 
-    def event(self, event: dict[str, Any], event_id: str = "Ev1", **kwargs: Any) -> httpx.Response:
+    def event(
+        self, event: dict[str, Any], event_id: str = "Ev1", envelope: dict[str, Any] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """An Events API request for `event`; `envelope` adds fields around it (e.g. `is_ext_shared_channel`)."""
         body = {
             "token": "legacy",
             "team_id": "T1",
@@ -85,6 +89,7 @@ class RunningServer:
             "event_time": int(time.time()),
             "authorizations": [{"team_id": "T1", "user_id": BOT_USER_ID, "is_bot": True}],
             "event": event,
+            **(envelope or {}),
         }
         return self.post(json.dumps(body), "application/json", **kwargs)
 
@@ -124,14 +129,33 @@ def start_service(
     return parts, build_service(parts)
 
 
-@pytest.fixture
-def slack(env: Path, monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, embedder: Any) -> Iterator[RunningServer]:
-    parts, service = start_service(monkeypatch, fake_slack, embedder)
+@contextmanager
+def running_service(monkeypatch: pytest.MonkeyPatch, fake: FakeSlack, embedder: Any) -> Iterator[RunningServer]:
+    """`ragbot serve` over this test's environment (set variables first), served until the block ends."""
+    parts, service = start_service(monkeypatch, fake, embedder)
     server = RunningServer(service)
     server.parts = parts  # type: ignore[attr-defined]
-    yield server
-    server.stop()
-    parts.close()
+    try:
+        yield server
+    finally:
+        server.stop()
+        parts.close()
+
+
+@pytest.fixture
+def slack(env: Path, monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, embedder: Any) -> Iterator[RunningServer]:
+    with running_service(monkeypatch, fake_slack, embedder) as server:
+        yield server
+
+
+@pytest.fixture
+def llm_slack(
+    env: Path, monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, embedder: Any, llm_server: str
+) -> Iterator[RunningServer]:
+    """The service with an OpenAI-compatible LLM that streams (tests/fake_openai.py)."""
+    monkeypatch.setenv("LLM_BASE_URL", llm_server)
+    with running_service(monkeypatch, fake_slack, embedder) as server:
+        yield server
 
 
 def logged_candidate(rank: int, section: str, citation: int | None, used: bool | None = None):

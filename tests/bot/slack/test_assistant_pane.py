@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 import store
 from bot.slack.assistant import GREETING, STOCK_PROMPTS
-from tests.bot.slack.conftest import RunningServer, start_service
-from tests.fake_openai import FakeOpenAI, serve_fake_openai
+from tests.fake_openai import FakeOpenAI
 from tests.fake_slack import BOT_USER_ID, FakeSocketModeServer
 
 DM = "D0ALICE"
@@ -94,19 +91,6 @@ def answers_posted(fake, thread_ts: str) -> list:
     return [
         c for c in fake.calls_to("chat.postMessage") if c.args.get("thread_ts") == thread_ts and c.args.get("blocks")
     ]
-
-
-@pytest.fixture
-def llm_slack(env, monkeypatch, fake_slack, embedder) -> Iterator[RunningServer]:
-    """The service with an OpenAI-compatible LLM that streams (fake_openai)."""
-    with serve_fake_openai() as llm:
-        monkeypatch.setenv("LLM_BASE_URL", llm)
-        parts, service = start_service(monkeypatch, fake_slack, embedder)
-        server = RunningServer(service)
-        server.parts = parts  # type: ignore[attr-defined]
-        yield server
-        server.stop()
-        parts.close()
 
 
 def test_the_pane_greets_with_the_presets_prompts_and_the_stock_ones_otherwise(slack, fake_slack) -> None:

@@ -4,7 +4,6 @@ question with files is answered from its text and says the files were not read; 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -13,26 +12,16 @@ from sqlalchemy import select
 
 import store
 from bot.slack.inbound import EXTERNAL_REFUSAL
-from tests.bot.slack.conftest import RunningServer, mention, start_service
-from tests.fake_slack import BOT_USER_ID, FakeSlack
+from tests.bot.slack.conftest import RunningServer, mention, running_service
+from tests.fake_slack import FakeSlack
 
 TS = "1700000001.000100"
 
 
 def shared_channel_event(server: RunningServer, event: dict[str, Any], event_id: str = "Ev1", **kwargs: Any) -> None:
     """An event from a Slack Connect channel: the envelope says the channel is shared with another org."""
-    body = {
-        "token": "legacy",
-        "team_id": "T1",
-        "api_app_id": "A1",
-        "type": "event_callback",
-        "event_id": event_id,
-        "event_time": int(time.time()),
-        "is_ext_shared_channel": True,
-        "authorizations": [{"team_id": "T1", "user_id": BOT_USER_ID, "is_bot": True}],
-        "event": event,
-    }
-    assert server.post(json.dumps(body), "application/json", **kwargs).status_code == 200
+    response = server.event(event, event_id, envelope={"is_ext_shared_channel": True}, **kwargs)
+    assert response.status_code == 200
 
 
 def external_mention(text: str = "how do I configure SAML with Okta?", **extra: Any) -> dict[str, Any]:
@@ -91,17 +80,11 @@ def test_members_of_this_workspace_in_a_shared_channel_are_answered(slack, fake_
 
 def test_slack_allow_external_lets_other_organisations_in(env, monkeypatch, fake_slack, embedder) -> None:
     monkeypatch.setenv("SLACK_ALLOW_EXTERNAL", "true")
-    parts, service = start_service(monkeypatch, fake_slack, embedder)
-    server = RunningServer(service)
-    server.parts = parts  # type: ignore[attr-defined]
-    try:
+    with running_service(monkeypatch, fake_slack, embedder) as server:
         shared_channel_event(server, external_mention(), "EvX")
         [answer] = answered(fake_slack)
         assert answer.args["thread_ts"] == TS
         assert refusals(server) == [] and [j.user for j in jobs(server)] == ["U0EXTERN"]
-    finally:
-        server.stop()
-        parts.close()
 
 
 def test_a_preset_that_allows_external_users_lets_them_in(slack, fake_slack) -> None:

@@ -4,14 +4,12 @@ answered without a new mention, with the whole thread (users' turns and ragbot's
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 import store
-from tests.bot.slack.conftest import RunningServer, mention, start_service
+from tests.bot.slack.conftest import RunningServer, mention
 from tests.fake_openai import FakeOpenAI, is_rewrite_request
 from tests.fake_slack import BOT_ID, BOT_USER_ID, FakeSlack
 
@@ -81,21 +79,8 @@ def the_thread(answer_text: str, *later: dict[str, Any]) -> list[dict[str, Any]]
     ]
 
 
-@pytest.fixture
-def slack_with_llm(env, monkeypatch, fake_slack, embedder, llm_server) -> Iterator[RunningServer]:
-    monkeypatch.setenv("LLM_BASE_URL", llm_server)
-    parts, service = start_service(monkeypatch, fake_slack, embedder)
-    server = RunningServer(service)
-    server.parts = parts  # type: ignore[attr-defined]
-    yield server
-    server.stop()
-    parts.close()
-
-
-def test_a_follow_up_without_a_mention_is_answered_with_the_thread_as_its_conversation(
-    slack_with_llm, fake_slack
-) -> None:
-    answer_text = answer_the_first_question(slack_with_llm, fake_slack)
+def test_a_follow_up_without_a_mention_is_answered_with_the_thread_as_its_conversation(llm_slack, fake_slack) -> None:
+    answer_text = answer_the_first_question(llm_slack, fake_slack)
     follow_up_ts, later_ts = "1700000500.000400", "1700000500.000500"
     fake_slack.thread_messages[(CHANNEL, PARENT)] = the_thread(
         answer_text,
@@ -105,7 +90,7 @@ def test_a_follow_up_without_a_mention_is_answered_with_the_thread_as_its_conver
     FakeOpenAI.rewrite_reply = "How do I rotate the Okta SAML signing certificate?"
     FakeOpenAI.requests.clear()
 
-    assert slack_with_llm.event(thread_reply(FOLLOW_UP, follow_up_ts), event_id="EvFollow").status_code == 200
+    assert llm_slack.event(thread_reply(FOLLOW_UP, follow_up_ts), event_id="EvFollow").status_code == 200
     _, reply = wait_for_answers(fake_slack, 2)
     assert reply.args["thread_ts"] == PARENT and reply.args["channel"] == CHANNEL
 
@@ -119,7 +104,7 @@ def test_a_follow_up_without_a_mention_is_answered_with_the_thread_as_its_conver
     assert f"user: {FIRST}" in rewrite_text and rewrite_text.endswith(f"Last message: {FOLLOW_UP}")
     assert "Ticket #42" not in str(bodies) and "later words" not in str(bodies) and "joined" not in str(bodies)
 
-    _, log = ranking_logs(slack_with_llm)
+    _, log = ranking_logs(llm_slack)
     assert (log.question, log.asked) == ("How do I rotate the Okta SAML signing certificate?", FOLLOW_UP)
     assert (log.channel, log.user) == (CHANNEL, "U0ALICE")
 

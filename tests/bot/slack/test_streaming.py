@@ -6,7 +6,6 @@ answer in the thread."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,8 +13,8 @@ from sqlalchemy import select
 
 import store
 from bot.slack.streaming import thread_title
-from tests.bot.slack.conftest import RunningServer, mention, start_service
-from tests.fake_openai import FakeOpenAI, serve_fake_openai
+from tests.bot.slack.conftest import RunningServer, mention
+from tests.fake_openai import FakeOpenAI
 
 THREAD = "1700000001.000100"  # the mention's ts: the answer's thread
 LONG_REPLY = (
@@ -26,16 +25,10 @@ LONG_REPLY = (
 
 
 @pytest.fixture
-def llm_slack(env, monkeypatch, fake_slack, embedder) -> Iterator[RunningServer]:
-    with serve_fake_openai() as llm:
-        monkeypatch.setenv("LLM_BASE_URL", llm)
-        monkeypatch.setattr(FakeOpenAI, "reply", LONG_REPLY)  # long enough to stream in several pieces
-        parts, service = start_service(monkeypatch, fake_slack, embedder)
-        server = RunningServer(service)
-        server.parts = parts  # type: ignore[attr-defined]
-        yield server
-        server.stop()
-        parts.close()
+def llm_slack(llm_slack: RunningServer, monkeypatch) -> RunningServer:
+    """The conftest's LLM-backed service, its LLM answering long enough to stream in several pieces."""
+    monkeypatch.setattr(FakeOpenAI, "reply", LONG_REPLY)
+    return llm_slack
 
 
 def ask(server: RunningServer, fake, question: str = "How do I set up SAML with Okta?") -> None:
