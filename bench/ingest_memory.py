@@ -48,9 +48,9 @@ def measure(size_mb: float, model: str, batch: int | None) -> dict[str, float]:
     import resource
     import time
 
-    from retrieval import Embedder, ingest_path, open_index
+    from retrieval import SentenceTransformerEmbedder, ingest_path, open_index
 
-    embedder = Embedder(model)
+    embedder = SentenceTransformerEmbedder(model)
     embedder.encode(["warm up " * 200] * 64)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as folder:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluation.dataset import EvalItem, load_eval_set
 from evaluation.metrics import hit_at, mrr_at
 from evaluation.runner import doc_key
-from retrieval import Embedder, Retriever, ingest_path
+from retrieval import Retriever, SentenceTransformerEmbedder, ingest_path
 from retrieval.edge_index import EdgeIndex
 from retrieval.fusion import embedder_languages, hybrid_fusion
 from retrieval.index import Fusion
@@ -122,7 +122,7 @@ def score(retriever: Retriever, collection: str, items: Sequence[EvalItem], conf
     }
 
 
-class CachedEmbedder(Embedder):
+class CachedEmbedder(SentenceTransformerEmbedder):
     """Embeds each text once: the tokenizer variants re-ingest the same chunks, and runs after the first reuse
     the vectors saved in the data folder (keyed by model and text)."""
 

@@ -2,7 +2,7 @@
 
 from retrieval.backends import open_index
 from retrieval.documents import Candidate, Chunk, LoadedDocument
-from retrieval.embedding import Embedder
+from retrieval.embedders import Embedder, SentenceTransformerEmbedder, load_embedders
 from retrieval.errors import (
     CollectionMismatchError,
     CollectionNotFoundError,
@@ -34,6 +34,8 @@ __all__ = [
     "RetrievalMode",
     "RetrievalResult",
     "Retriever",
+    "SentenceTransformerEmbedder",
     "ingest_path",
+    "load_embedders",
     "open_index",
 ]

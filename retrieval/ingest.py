@@ -20,7 +20,7 @@ from pathlib import Path
 
 from retrieval.chunking import CHUNKER_VERSION, iter_chunks
 from retrieval.documents import Chunk
-from retrieval.embedding import Embedder
+from retrieval.embedders import Embedder
 from retrieval.errors import DocumentLoadError, RetrievalError
 from retrieval.index import Index, IndexPoint, point_id
 from retrieval.lexical import LexicalEncoder

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retrieval.documents import Candidate
-from retrieval.embedding import Embedder
+from retrieval.embedders import Embedder
 from retrieval.errors import CollectionNotFoundError, RetrievalError
 from retrieval.fusion import embedder_languages, hybrid_fusion
 from retrieval.index import (

@@ -21,9 +21,9 @@ SAMPLE_KB = REPO / "sample_kb"
 
 @pytest.fixture(scope="session")
 def embedder():
-    from retrieval import Embedder
+    from retrieval import SentenceTransformerEmbedder
 
-    return Embedder()
+    return SentenceTransformerEmbedder()
 
 
 @pytest.fixture(params=["edge", "server"])

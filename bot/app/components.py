@@ -27,7 +27,7 @@ from bot.answering.relevance import RelevanceFloors, RelevanceGate
 from bot.settings import Settings
 from rerank import DynamicBatcher, Reranker, RerankerLoadError
 from retrieval import Embedder, Index, Retriever, open_index
-from retrieval.embedding import missing_cuda
+from retrieval.embedders import missing_cuda
 from retrieval.errors import IndexUnavailableError
 from retrieval.fusion import embedder_languages
 

@@ -35,7 +35,7 @@ elif kind == "cross-encoder":
     from rerank import RerankerLoadError as Failure
     make = lambda: Load(model, device="cpu")
 else:
-    from retrieval import Embedder as Load
+    from retrieval import SentenceTransformerEmbedder as Load
     from retrieval.errors import EmbedderLoadError as Failure
     make = lambda: Load(model, device="cpu")
 started = time.perf_counter()

@@ -414,7 +414,7 @@ def test_a_chinese_question_that_dense_misses_and_hybrid_finds(sample_retriever,
 
 
 def test_which_languages_the_embedder_is_trusted_in() -> None:
-    from retrieval.embedding import BUNDLED_MODEL_NAME
+    from retrieval.embedders import BUNDLED_MODEL_NAME
     from retrieval.fusion import ALL_LANGUAGES, embedder_languages
 
     assert embedder_languages(BUNDLED_MODEL_NAME) == {"english"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.ingest_memory import write_text
-from retrieval import Embedder, ingest_path, open_index
+from retrieval import SentenceTransformerEmbedder, ingest_path, open_index
 from retrieval.chunking import chunk_document
 from retrieval.ingest import IngestInterrupted, file_hash
 from retrieval.loaders import load_document
@@ -49,8 +49,8 @@ def tiny_embedder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_embedder(tiny_embedder_dir: Path) -> Embedder:
-    return Embedder(str(tiny_embedder_dir), device="cpu")
+def tiny_embedder(tiny_embedder_dir: Path) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(str(tiny_embedder_dir), device="cpu")
 
 
 def stored(index, collection: str, path: str) -> list[dict]:

