@@ -29,14 +29,33 @@ class Settings(BaseSettings):
         return check_collection_name(value)
 
     embed_model: str = Field(
-        "", description="sentence-transformers model id or folder; empty = bundled all-MiniLM-L6-v2."
+        "",
+        description="Embedding model(s), comma-separated, one dense vector each (the first is the primary one): "
+        "sentence-transformers ids or folders, universal-sentence-encoder-multilingual-3 (bundled), or a model "
+        "an EMBED_URL server serves; empty = the bundled default.",
     )
+    embed_backend: str = Field(
+        "auto",
+        description="What runs each EMBED_MODEL: auto, sentence-transformers, use or openai (one for all, or a "
+        "comma-separated list in EMBED_MODEL's order); auto picks use for the bundled USE, openai with EMBED_URL.",
+    )
+    embed_url: str | None = Field(None, description="OpenAI-compatible /v1 endpoint serving /embeddings (vLLM, TEI).")
+    embed_api_key: str | None = Field(None, description="Bearer token for EMBED_URL.")
+    embed_timeout: float = Field(30.0, gt=0, description="Seconds before an EMBED_URL request gives up.")
     embed_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Embedding device: auto, cpu or cuda.")
     embed_languages: str = Field(
         "auto",
-        description="Languages the embedder is trusted in for hybrid fusion: auto (known English-only models, "
-        "the bundled one among them, get 'english'; others all), all, or a list such as 'english,chinese'.",
+        description="Languages the primary embedder is trusted in for hybrid fusion: auto (known English-only "
+        "models, the bundled MiniLM among them, get 'english'; others all), all, or a list such as "
+        "'english,chinese'. Further embedders are recognised by name.",
     )
+
+    @model_validator(mode="after")
+    def _known_embedders(self) -> Settings:
+        from retrieval.embedders import embedder_models
+
+        embedder_models(self.embed_model, self.embed_backend, self.embed_url)  # ValueError says what is wrong
+        return self
 
     @field_validator("embed_languages")
     @classmethod

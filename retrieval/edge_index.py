@@ -18,6 +18,7 @@ from retrieval.index import (
     DENSE_VECTOR,
     LEXICAL_VECTOR,
     CollectionInfo,
+    DenseVector,
     Hit,
     Index,
     IndexPoint,
@@ -60,13 +61,24 @@ class EdgeIndex(Index):
             embed_model=meta.get("embed_model"),
             points=points,
             lexical_model=meta.get("lexical_model"),
+            extra_vectors=tuple(
+                DenseVector(v["name"], int(v["dimension"]), v.get("model")) for v in meta.get("extra_vectors", [])
+            ),
         )
 
-    def create_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
+    def create_collection(
+        self,
+        collection: str,
+        dimension: int,
+        embed_model: str,
+        lexical_model: str,
+        extra_vectors: Sequence[DenseVector] = (),
+    ) -> None:
         folder = self._dir(collection)
         folder.mkdir(parents=True, exist_ok=True)
+        sizes = {DENSE_VECTOR: dimension} | {v.name: v.dimension for v in extra_vectors}
         config = qe.EdgeConfig(
-            vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+            vectors={name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine) for name, size in sizes.items()},
             sparse_vectors={LEXICAL_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         shard = self._open(collection, lambda path: qe.EdgeShard.create(path, config))
@@ -79,6 +91,7 @@ class EdgeIndex(Index):
             "vector": DENSE_VECTOR,
             "lexical_vector": LEXICAL_VECTOR,
             "lexical_model": lexical_model,
+            "extra_vectors": [{"name": v.name, "dimension": v.dimension, "model": v.model} for v in extra_vectors],
         }
         (folder / "collection.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -148,12 +161,13 @@ class EdgeIndex(Index):
         legs = _leg_queries(request)
         shard = self._shard(collection)
         if request.mode != "hybrid":
-            only = qe.QueryRequest(limit=request.limit, query=legs[request.mode], filter=where, with_payload=True)
+            (only_query,) = legs.values()
+            only = qe.QueryRequest(limit=request.limit, query=only_query, filter=where, with_payload=True)
             return [_hit(p) for p in shard.query(only)]
         depth = request.leg_depth()
         fused = qe.QueryRequest(
             limit=request.limit,
-            prefetches=[qe.Prefetch(depth, query=legs[name], filter=where) for name in ("dense", "lexical")],
+            prefetches=[qe.Prefetch(depth, query=query, filter=where) for query in legs.values()],
             query=_fusion(request),
             with_payload=True,
         )
@@ -163,16 +177,17 @@ class EdgeIndex(Index):
         fused_points, *leg_points = shard.query_batch(
             qe.QueryBatchRequest([fused, *self._leg_requests(request, legs, where)])
         )
-        return explain_hits([_hit(p) for p in fused_points], leg_lists(leg_points))
+        return explain_hits([_hit(p) for p in fused_points], leg_lists(list(legs), leg_points))
 
     def leg_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
-        batch = self._leg_requests(request, _leg_queries(request), _filter(request))
-        return leg_lists(self._shard(collection).query_batch(qe.QueryBatchRequest(batch)))
+        legs = _leg_queries(request)
+        batch = self._leg_requests(request, legs, _filter(request))
+        return leg_lists(list(legs), self._shard(collection).query_batch(qe.QueryBatchRequest(batch)))
 
     @staticmethod
     def _leg_requests(request: SearchRequest, legs: dict[str, Any], where: Any) -> list[qe.QueryRequest]:
         depth = request.leg_depth()
-        return [qe.QueryRequest(limit=depth, query=legs[name], filter=where) for name in ("dense", "lexical")]
+        return [qe.QueryRequest(limit=depth, query=query, filter=where) for query in legs.values()]
 
     def finish_writes(self, collection: str) -> None:
         shard = self._shard(collection)
@@ -187,6 +202,7 @@ class EdgeIndex(Index):
 
 def _point(point: IndexPoint) -> qe.Point:
     vectors: dict[str, Any] = {DENSE_VECTOR: list(map(float, point.vector))}
+    vectors.update({name: list(map(float, vector)) for name, vector in point.extra_vectors.items()})
     if point.sparse is not None:
         vectors[LEXICAL_VECTOR] = qe.SparseVector(list(point.sparse.indices), list(point.sparse.values))
     return qe.Point(point.id, vectors, dict(point.payload))
@@ -198,20 +214,21 @@ def _filter(request: SearchRequest) -> qe.Filter | None:
 
 
 def _leg_queries(request: SearchRequest) -> dict[str, Any]:
+    """Leg name -> its Qdrant query, in `SearchRequest.legs()` order."""
     queries: dict[str, Any] = {}
-    if request.dense is not None:
-        queries["dense"] = qe.Query.Nearest(list(map(float, request.dense)), using=DENSE_VECTOR)
-    if request.lexical is not None:
-        sparse = qe.SparseVector(list(request.lexical.indices), list(request.lexical.values))
-        queries["lexical"] = qe.Query.Nearest(sparse, using=LEXICAL_VECTOR)
+    for name, vector in request.legs():
+        if name == LEXICAL_VECTOR:
+            sparse = qe.SparseVector(list(vector.indices), list(vector.values))  # type: ignore[union-attr]
+            queries[name] = qe.Query.Nearest(sparse, using=LEXICAL_VECTOR)
+        else:
+            queries[name] = qe.Query.Nearest(list(map(float, vector)), using=name)  # type: ignore[arg-type]
     return queries
 
 
 def _fusion(request: SearchRequest) -> Any:
     if request.fusion.method == "dbsf":
         return qe.Fusion.Dbsf()
-    weights = list(request.fusion.weights) if request.fusion.weights else None
-    return qe.Fusion.Rrf(k=request.fusion.k, weights=weights)
+    return qe.Fusion.Rrf(k=request.fusion.k, weights=request.leg_weights())
 
 
 def _hit(point: qe.ScoredPoint) -> Hit:

@@ -11,6 +11,8 @@ a sweep of RRF k, weights and DBSF; the figures are in the README's "Retrieval" 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from retrieval.index import Fusion
 from retrieval.lexical import script_language
@@ -26,8 +28,40 @@ _ENGLISH_ONLY = re.compile(
 )
 
 RRF_K = 2
-DENSE_LEADS = (1.0, 0.2)  # (dense, lexical) weights
+DENSE_LEADS = (1.0, 0.2)  # (dense, lexical) weights with one embedder
 LEXICAL_LEADS = (0.2, 1.0)
+
+
+@dataclass(frozen=True)
+class FusionPolicy:
+    """The weights of a hybrid query's legs, by whether each dense leg's model is trusted in the question's
+    language: the first trusted dense leg leads, further trusted ones and the lexical leg refine, and where no
+    embedder is trusted the lexical leg leads. A weight of 0 leaves that leg out of the query (and its model
+    need not embed the question)."""
+
+    k: int = RRF_K
+    lead: float = 1.0  # the first dense leg trusted in the question's language
+    second: float = 0.2  # further trusted dense legs
+    untrusted: float = 0.2  # dense legs not trusted in that language
+    lexical_refine: float = 0.2  # the lexical leg beside a leading dense leg
+    lexical_lead: float = 1.0  # the lexical leg when no dense leg is trusted
+
+    def fusion(self, query: str, leg_languages: Sequence[frozenset[str]]) -> Fusion:
+        """Weights for (dense legs in the collection's order..., lexical)."""
+        language = script_language(query)
+        weights: list[float] = []
+        led = False
+        for languages in leg_languages:
+            if language in languages:
+                weights.append(self.second if led else self.lead)
+                led = True
+            else:
+                weights.append(self.untrusted)
+        weights.append(self.lexical_refine if led else self.lexical_lead)
+        return Fusion("rrf", k=self.k, weights=tuple(weights))
+
+
+DEFAULT_POLICY = FusionPolicy()
 
 
 def embedder_languages(model_name: str, setting: str = "auto") -> frozenset[str]:
@@ -48,6 +82,9 @@ def embedder_languages(model_name: str, setting: str = "auto") -> frozenset[str]
     return languages
 
 
-def hybrid_fusion(query: str, dense_languages: frozenset[str]) -> Fusion:
-    known = script_language(query) in dense_languages
-    return Fusion("rrf", k=RRF_K, weights=DENSE_LEADS if known else LEXICAL_LEADS)
+def hybrid_fusion(
+    query: str, leg_languages: frozenset[str] | Sequence[frozenset[str]], policy: FusionPolicy = DEFAULT_POLICY
+) -> Fusion:
+    """The default fusion for `query`: one language set per dense leg (or one set: a single embedder)."""
+    legs = [leg_languages] if isinstance(leg_languages, frozenset) else list(leg_languages)
+    return policy.fusion(query, legs)

@@ -10,12 +10,15 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from retrieval.errors import CollectionMismatchError, LegacyCollectionError
 from retrieval.lexical import SparseVector
 
-DENSE_VECTOR = "dense"
+if TYPE_CHECKING:
+    from retrieval.embedders import Embedder
+
+DENSE_VECTOR = "dense"  # the primary embedder's vector; a further embedder's is "dense2", "dense3"...
 LEXICAL_VECTOR = "lexical"
 RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
 RetrievalMode = Literal["dense", "lexical", "hybrid"]
@@ -27,12 +30,44 @@ def point_id(path: str, chunk_index: int) -> str:
     return str(uuid.uuid5(_POINT_NAMESPACE, f"{path}#{chunk_index}"))
 
 
+def dense_vector_name(position: int) -> str:
+    """The named vector of the collection's `position`-th embedder (0: the primary one, "dense")."""
+    return DENSE_VECTOR if position == 0 else f"{DENSE_VECTOR}{position + 1}"
+
+
+@dataclass(frozen=True)
+class DenseVector:
+    """A further dense vector of a collection: its name, size and the model that makes it."""
+
+    name: str
+    dimension: int
+    model: str | None
+
+
+def dense_vectors(embedders: Sequence[Embedder]) -> tuple[DenseVector, ...]:
+    """The further dense vectors a collection holds for `embedders` (all but the primary, first one)."""
+    return tuple(
+        DenseVector(dense_vector_name(position), embedder.dimension, embedder.name)
+        for position, embedder in enumerate(embedders)
+        if position
+    )
+
+
 @dataclass(frozen=True)
 class CollectionInfo:
     dimension: int
     embed_model: str | None
     points: int
     lexical_model: str | None = None  # None: created before the lexical leg existed (dense only)
+    extra_vectors: tuple[DenseVector, ...] = ()  # dense vectors of further embedders ("dense2", ...)
+
+    def models(self) -> str:
+        """The embedding models, primary first, as a message names them."""
+        return " + ".join(
+            f"{model or 'an unknown model'} ({size}-d)"
+            for model, size in [(self.embed_model, self.dimension)]
+            + [(v.model, v.dimension) for v in self.extra_vectors]
+        )
 
 
 @dataclass(frozen=True)
@@ -41,22 +76,24 @@ class IndexPoint:
     vector: Sequence[float]
     payload: Mapping[str, Any]
     sparse: SparseVector | None = None
+    extra_vectors: Mapping[str, Sequence[float]] = field(default_factory=dict)  # "dense2" -> vector, ...
 
 
 @dataclass(frozen=True)
 class Fusion:
-    """How a hybrid query merges its two legs (the dense and the lexical query), inside Qdrant.
+    """How a hybrid query merges its legs (a dense query per embedder, and the lexical query), inside Qdrant.
 
     `rrf`: reciprocal rank fusion as Qdrant computes it, the sum over legs of 1 / (k - 1 + rank / weight) with
-    1-based ranks; `weights` are (dense, lexical). A weight below 1 stretches that leg's ranks: its hits count
-    less and fade faster down its list.
+    1-based ranks; `weights` follow `SearchRequest.legs()`: (dense, dense2..., lexical). A weight below 1
+    stretches that leg's ranks: its hits count less and fade faster down its list; a leg weighted 0 is left out
+    of the query.
     `dbsf`: distribution-based score fusion (each leg's scores normalised by mean +- 3 standard deviations,
     summed).
     """
 
     method: Literal["rrf", "dbsf"] = "rrf"
     k: int = 60
-    weights: tuple[float, float] | None = None
+    weights: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,9 +106,36 @@ class SearchRequest:
     depth: int = 0  # how deep each leg looks before fusion; 0 means max(limit, 50)
     filters: Mapping[str, Any] | None = None
     explain: bool = True  # also return each hit's rank and score in each leg (see `Index.leg_places`)
+    extra_dense: Mapping[str, Sequence[float]] = field(default_factory=dict)  # "dense2" -> query vector, ...
 
     def leg_depth(self) -> int:
         return max(self.depth or max(self.limit, 50), self.limit)
+
+    def legs(self) -> list[tuple[str, Sequence[float] | SparseVector]]:
+        """The queries this request runs, as (leg name = vector name, query): the dense legs in the
+        collection's order, then the lexical one. A hybrid request leaves out the legs its fusion weighs 0."""
+        if self.mode == "dense":
+            return [(DENSE_VECTOR, self.dense)] if self.dense is not None else []
+        if self.mode == "lexical":
+            return [(LEXICAL_VECTOR, self.lexical)] if self.lexical is not None else []
+        legs: list[tuple[str, Sequence[float] | SparseVector]] = []
+        if self.dense is not None:
+            legs.append((DENSE_VECTOR, self.dense))
+        legs.extend(self.extra_dense.items())
+        if self.lexical is not None:
+            legs.append((LEXICAL_VECTOR, self.lexical))
+        weights = self.fusion.weights
+        if weights is None or self.fusion.method != "rrf":
+            return legs
+        if len(weights) != len(legs):
+            raise ValueError(f"fusion weights {weights} do not match the legs {[name for name, _ in legs]}")
+        return [leg for leg, weight in zip(legs, weights, strict=True) if weight > 0]
+
+    def leg_weights(self) -> list[float] | None:
+        """The RRF weights of the legs `legs()` keeps (None: equal)."""
+        if self.fusion.weights is None:
+            return None
+        return [weight for weight in self.fusion.weights if weight > 0]
 
 
 @dataclass(frozen=True)
@@ -85,16 +149,12 @@ class Hit:
     id: str
     score: float
     payload: Mapping[str, Any]
-    legs: Mapping[str, LegHit] = field(default_factory=dict)  # "dense"/"lexical" -> place there
+    legs: Mapping[str, LegHit] = field(default_factory=dict)  # "dense"/"dense2"/"lexical" -> place there
 
 
-def leg_lists(leg_points: Sequence[Sequence[Any]]) -> dict[str, list[tuple[str, float]]]:
-    """The dense and lexical leg results (scored points of either backend, in that order) as (id, score)."""
-    dense, lexical = leg_points
-    return {
-        "dense": [(str(p.id), float(p.score)) for p in dense],
-        "lexical": [(str(p.id), float(p.score)) for p in lexical],
-    }
+def leg_lists(names: Sequence[str], leg_points: Sequence[Sequence[Any]]) -> dict[str, list[tuple[str, float]]]:
+    """Each leg's results (scored points of either backend, in the order of `names`) as (id, score)."""
+    return {name: [(str(p.id), float(p.score)) for p in points] for name, points in zip(names, leg_points, strict=True)}
 
 
 def leg_index(leg_results: Mapping[str, Sequence[tuple[str, float]]]) -> dict[str, dict[str, LegHit]]:
@@ -124,8 +184,15 @@ class Index(ABC):
         """Vector size, embedding model and size of a collection, or None when it does not exist."""
 
     @abstractmethod
-    def create_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
-        """A collection with a named dense vector and a named sparse vector with the IDF modifier."""
+    def create_collection(
+        self,
+        collection: str,
+        dimension: int,
+        embed_model: str,
+        lexical_model: str,
+        extra_vectors: Sequence[DenseVector] = (),
+    ) -> None:
+        """A collection with a named dense vector per embedder and a named sparse vector with the IDF modifier."""
 
     @abstractmethod
     def drop_collection(self, collection: str) -> None: ...
@@ -180,14 +247,21 @@ class Index(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def ensure_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
-        """Create the collection, or check that it was built with this embedding model, vector size and
+    def ensure_collection(
+        self,
+        collection: str,
+        dimension: int,
+        embed_model: str,
+        lexical_model: str,
+        extra_vectors: Sequence[DenseVector] = (),
+    ) -> None:
+        """Create the collection, or check that it was built with these embedding models, vector sizes and
         lexical model (a collection from before the lexical leg must be rebuilt)."""
         info = self.collection_info(collection)
         if info is None:
-            self.create_collection(collection, dimension, embed_model, lexical_model)
+            self.create_collection(collection, dimension, embed_model, lexical_model, extra_vectors)
             return
-        check_compatible(collection, info, dimension, embed_model)
+        check_compatible(collection, info, dimension, embed_model, extra_vectors)
         if info.lexical_model != lexical_model:
             raise LegacyCollectionError(legacy_message(collection, info, lexical_model))
 
@@ -198,13 +272,24 @@ class Index(ABC):
         self.close()
 
 
-def check_compatible(collection: str, info: CollectionInfo, dimension: int, embed_model: str) -> None:
-    """A collection answers only for the model that embedded it: mixing models returns nonsense silently."""
-    if info.dimension != dimension or (info.embed_model and info.embed_model != embed_model):
-        built_with = f"{info.embed_model or 'an unknown model'} ({info.dimension}-d vectors)"
+def check_compatible(
+    collection: str,
+    info: CollectionInfo,
+    dimension: int,
+    embed_model: str,
+    extra_vectors: Sequence[DenseVector] = (),
+) -> None:
+    """A collection answers only for the models that embedded it: mixing models returns nonsense silently."""
+    primary_differs = info.dimension != dimension or (info.embed_model and info.embed_model != embed_model)
+    extras_differ = [(v.name, v.dimension, v.model) for v in info.extra_vectors] != [
+        (v.name, v.dimension, v.model) for v in extra_vectors
+    ]
+    if primary_differs or extras_differ:
+        wanted = CollectionInfo(dimension, embed_model, 0, extra_vectors=tuple(extra_vectors))
         raise CollectionMismatchError(
-            f"Collection {collection!r} was built with {built_with}, but the embedding model is now "
-            f"{embed_model} ({dimension}-d). Set EMBED_MODEL back, or re-ingest into a new collection "
+            f"Collection {collection!r} was built with {info.models()}, but the embedding models are now "
+            f"{wanted.models()}. Set EMBED_MODEL back, or rebuild it from your documents "
+            f"(ragbot ingest DOCS --collection {collection} --rebuild), or re-ingest into a new collection "
             f"(ragbot ingest DOCS --collection NEW) and point the preset at it."
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from retrieval.chunking import CHUNKER_VERSION, iter_chunks
 from retrieval.documents import Chunk
 from retrieval.embedders import Embedder
 from retrieval.errors import DocumentLoadError, RetrievalError
-from retrieval.index import Index, IndexPoint, point_id
+from retrieval.index import Index, IndexPoint, dense_vector_name, dense_vectors, point_id
 from retrieval.lexical import LexicalEncoder
 from retrieval.loaders import LOADER_VERSION, SUPPORTED_SUFFIXES, load_document
 
@@ -137,7 +137,7 @@ def file_hash(path: Path, chunk_tokens: int, overlap_tokens: int) -> str:
 def ingest_path(
     root: Path,
     index: Index,
-    embedder: Embedder,
+    embedder: Embedder | Sequence[Embedder],
     collection: str,
     chunk_tokens: int = 300,
     overlap_tokens: int = 40,
@@ -152,19 +152,24 @@ def ingest_path(
     leg); without it such a collection is refused with a message that says so. Files over `max_file_mb`
     (None: no limit) are not read and are listed in `too_large`; chunks of an earlier version stay.
     `chunk_progress` hears about each batch of `batch_chunks` written. Ctrl-C raises `IngestInterrupted` once
-    the files already done are written out; the file cut off is redone by the next run."""
+    the files already done are written out; the file cut off is redone by the next run. Several embedders
+    (the first is the primary one) give each chunk one dense vector each."""
     started = time.perf_counter()
     root = root.resolve()
     if not root.exists():
         raise RetrievalError(f"No such file or folder: {root}")
     lexical = lexical or LexicalEncoder()
+    embedders = [embedder] if isinstance(embedder, Embedder) else list(embedder)
     files = discover_files(root)
     summary = IngestSummary(collection=collection, files=len(files), max_file_mb=max_file_mb)
     if rebuild:
         index.drop_collection(collection)
-    index.ensure_collection(collection, embedder.dimension, embedder.name, lexical.name)
+    primary = embedders[0]
+    index.ensure_collection(
+        collection, primary.dimension, primary.name, lexical.name, extra_vectors=dense_vectors(embedders)
+    )
     known = index.file_hashes(collection)
-    writer = _FileWriter(index, embedder, lexical, collection, chunk_tokens, overlap_tokens, batch_chunks)
+    writer = _FileWriter(index, embedders, lexical, collection, chunk_tokens, overlap_tokens, batch_chunks)
 
     key: str | None = None
     try:
@@ -235,7 +240,7 @@ class _FileWriter:
     """Writes one file's chunks into the collection, a batch at a time."""
 
     index: Index
-    embedder: Embedder
+    embedders: Sequence[Embedder]  # the first is the primary one
     lexical: LexicalEncoder
     collection: str
     chunk_tokens: int
@@ -280,13 +285,14 @@ class _FileWriter:
         )
 
     def _points(self, chunks: list[Chunk], key: str, digest: str) -> list[IndexPoint]:
-        texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in both legs
-        vectors = self.embedder.encode(texts)
+        texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in every leg
+        primary, *others = [embedder.encode(texts) for embedder in self.embedders]
         sparse = self.lexical.encode_documents(texts)
         return [
             IndexPoint(
                 id=point_id(key, chunk.chunk_index),
-                vector=vector,
+                vector=primary[row],
+                extra_vectors={dense_vector_name(n): vectors[row] for n, vectors in enumerate(others, start=1)},
                 sparse=terms,
                 payload={
                     "doc_id": chunk.doc_id,
@@ -300,5 +306,5 @@ class _FileWriter:
                     "file_hash": digest,
                 },
             )
-            for chunk, vector, terms in zip(chunks, vectors, sparse, strict=True)
+            for row, (chunk, terms) in enumerate(zip(chunks, sparse, strict=True))
         ]

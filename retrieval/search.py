@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from retrieval.documents import Candidate
 from retrieval.embedders import Embedder
 from retrieval.errors import CollectionNotFoundError, RetrievalError
-from retrieval.fusion import embedder_languages, hybrid_fusion
+from retrieval.fusion import DEFAULT_POLICY, FusionPolicy, embedder_languages
 from retrieval.index import (
     RETRIEVAL_MODES,
     CollectionInfo,
@@ -21,6 +21,8 @@ from retrieval.index import (
     LegHit,
     SearchRequest,
     check_compatible,
+    dense_vector_name,
+    dense_vectors,
     leg_index,
     legacy_message,
 )
@@ -48,17 +50,25 @@ class RetrievalResult:
 
 
 class Retriever:
+    """Searches with one dense leg per embedder (the first is the primary one: its vector is `dense`, its
+    languages are `dense_languages`) and the lexical leg, fused by `policy` from the question's language."""
+
     def __init__(
         self,
         index: Index,
-        embedder: Embedder,
+        embedder: Embedder | Sequence[Embedder],
         lexical: LexicalEncoder | None = None,
         dense_languages: frozenset[str] | None = None,
+        policy: FusionPolicy = DEFAULT_POLICY,
     ) -> None:
         self.index = index
-        self.embedder = embedder
+        self.embedders = [embedder] if isinstance(embedder, Embedder) else list(embedder)
+        self.embedder = self.embedders[0]
         self.lexical = lexical or LexicalEncoder()
-        self.dense_languages = dense_languages or embedder_languages(embedder.name)
+        self.dense_languages = dense_languages or embedder_languages(self.embedder.name)
+        self.leg_languages = [self.dense_languages] + [embedder_languages(e.name) for e in self.embedders[1:]]
+        self.extra_vectors = dense_vectors(self.embedders)
+        self.policy = policy
         self._collections: dict[str, tuple[CollectionInfo, float]] = {}  # info, when to look again
 
     def _collection(self, collection: str) -> CollectionInfo:
@@ -73,7 +83,7 @@ class Retriever:
                 f"Collection {collection!r} is empty or does not exist in the {self.index.location}. "
                 f"Ingest documents first: ragbot ingest DOCS_FOLDER --collection {collection}"
             )
-        check_compatible(collection, info, self.embedder.dimension, self.embedder.name)
+        check_compatible(collection, info, self.embedder.dimension, self.embedder.name, self.extra_vectors)
         if info.lexical_model != self.lexical.name and cached is None:
             log.warning(legacy_message(collection, info, self.lexical.name))
         self._collections[collection] = (info, time.monotonic() + _RECHECK_LEGACY_S)
@@ -99,26 +109,36 @@ class Retriever:
             mode, note = "dense", legacy_message(collection, info, self.lexical.name)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        dense = self.embedder.encode_query(query) if mode != "lexical" else None
-        embedded = time.perf_counter()
-        timings["embed"] = (embedded - started) * 1000
         lexical = self.lexical.encode_query(query) if mode != "dense" else None
         if lexical is not None and len(lexical) == 0 and mode == "hybrid":
             mode, lexical = "dense", None  # only stop words: the lexical leg has nothing to match
         tokenised = time.perf_counter()
         if mode != "dense":
-            timings["tokenize"] = (tokenised - embedded) * 1000
+            timings["tokenize"] = (tokenised - started) * 1000
+        fusion = fusion or self.policy.fusion(query, self.leg_languages)
+        weights = self._dense_weights(mode, fusion)
+        vectors = {
+            dense_vector_name(position): embedder.encode_query(query)
+            for position, (embedder, weight) in enumerate(zip(self.embedders, weights, strict=True))
+            if weight > 0
+        }
+        embedded = time.perf_counter()
+        timings["embed"] = (embedded - tokenised) * 1000
+        if mode == "hybrid" and fusion.weights is not None:
+            kept = [w for w in weights if w > 0] + [fusion.weights[-1]]
+            fusion = Fusion(fusion.method, fusion.k, tuple(kept))
         request = SearchRequest(
             mode,  # type: ignore[arg-type]
             limit,
-            dense=dense,
+            dense=vectors.pop(dense_vector_name(0), None),
+            extra_dense=vectors,
             lexical=lexical,
-            fusion=fusion or hybrid_fusion(query, self.dense_languages),
+            fusion=fusion,
             filters=filters,
             explain=explain,
         )
         hits = [] if lexical is not None and len(lexical) == 0 else self.index.query(collection, request)
-        timings["search"] = (time.perf_counter() - tokenised) * 1000
+        timings["search"] = (time.perf_counter() - embedded) * 1000
         candidates = []
         for rank, hit in enumerate(hits, start=1):
             candidate = Candidate(
@@ -139,6 +159,21 @@ class Retriever:
         if mode == "hybrid" and not explain and candidates:
             result.pending_explanation = lambda: self._explain(collection, request, candidates)
         return result
+
+    def _dense_weights(self, mode: str, fusion: Fusion) -> list[float]:
+        """Per embedder, its leg's weight in this search (0: not searched, so not embedded): dense mode searches
+        the primary embedder's vector; hybrid, every dense leg its fusion weighs above 0."""
+        if mode == "lexical":
+            return [0.0] * len(self.embedders)
+        if mode == "dense":
+            return [1.0] + [0.0] * (len(self.embedders) - 1)
+        if fusion.method != "rrf" or fusion.weights is None:
+            return [1.0] * len(self.embedders)
+        if len(fusion.weights) != len(self.embedders) + 1:
+            raise RetrievalError(
+                f"Fusion weights {fusion.weights} do not match {len(self.embedders)} dense leg(s) and the lexical one."
+            )
+        return list(fusion.weights[:-1])
 
     def _explain(self, collection: str, request: SearchRequest, candidates: list[Candidate]) -> None:
         places = leg_index(self.index.leg_places(collection, request))

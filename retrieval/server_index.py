@@ -14,6 +14,7 @@ from retrieval.index import (
     DENSE_VECTOR,
     LEXICAL_VECTOR,
     CollectionInfo,
+    DenseVector,
     Hit,
     Index,
     IndexPoint,
@@ -75,20 +76,40 @@ class QdrantServerIndex(Index):
         metadata = info.config.metadata or {}
         sparse = info.config.params.sparse_vectors or {}
         points = self._call(lambda: self.client.count(collection, exact=True).count)
+        extra_models = metadata.get("extra_models") or {}
         return CollectionInfo(
             dimension=params.size,
             embed_model=metadata.get("embed_model"),
             points=points,
             lexical_model=metadata.get("lexical_model") if LEXICAL_VECTOR in sparse else None,
+            extra_vectors=tuple(
+                DenseVector(name, vectors[name].size, extra_models.get(name))
+                for name in sorted(vectors if isinstance(vectors, dict) else {}, key=_vector_order)
+                if name != DENSE_VECTOR
+            ),
         )
 
-    def create_collection(self, collection: str, dimension: int, embed_model: str, lexical_model: str) -> None:
+    def create_collection(
+        self,
+        collection: str,
+        dimension: int,
+        embed_model: str,
+        lexical_model: str,
+        extra_vectors: Sequence[DenseVector] = (),
+    ) -> None:
+        sizes = {DENSE_VECTOR: dimension} | {v.name: v.dimension for v in extra_vectors}
+        metadata = {"embed_model": embed_model, "lexical_model": lexical_model}
+        if extra_vectors:
+            metadata["extra_models"] = {v.name: v.model for v in extra_vectors}  # type: ignore[assignment]
         self._call(
             lambda: self.client.create_collection(
                 collection,
-                vectors_config={DENSE_VECTOR: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+                vectors_config={
+                    name: models.VectorParams(size=size, distance=models.Distance.COSINE)
+                    for name, size in sizes.items()
+                },
                 sparse_vectors_config={LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-                metadata={"embed_model": embed_model, "lexical_model": lexical_model},
+                metadata=metadata,
             )
         )
         with warnings.catch_warnings():  # local mode warns that payload indexes do nothing there
@@ -126,14 +147,13 @@ class QdrantServerIndex(Index):
         where = _filter(request)
         legs = _leg_queries(request)
         if request.mode != "hybrid":
-            query, using = legs[request.mode]
+            ((query, using),) = legs.values()
             single = models.QueryRequest(query=query, using=using, filter=where, limit=request.limit, with_payload=True)
             return [_hit(p) for p in self._batch(collection, [single])[0]]
         depth = request.leg_depth()
         fused = models.QueryRequest(
             prefetch=[
-                models.Prefetch(query=query, using=using, filter=where, limit=depth)
-                for query, using in (legs["dense"], legs["lexical"])
+                models.Prefetch(query=query, using=using, filter=where, limit=depth) for query, using in legs.values()
             ],
             query=_fusion(request),
             limit=request.limit,
@@ -143,11 +163,12 @@ class QdrantServerIndex(Index):
             return [_hit(p) for p in self._batch(collection, [fused])[0]]
         # One round trip: the fusion query and each leg's own list (for each hit's rank per leg).
         fused_points, *leg_points = self._batch(collection, [fused, *_leg_requests(request, legs, where)])
-        return explain_hits([_hit(p) for p in fused_points], leg_lists(leg_points))
+        return explain_hits([_hit(p) for p in fused_points], leg_lists(list(legs), leg_points))
 
     def leg_places(self, collection: str, request: SearchRequest) -> dict[str, list[tuple[str, float]]]:
-        requests = _leg_requests(request, _leg_queries(request), _filter(request))
-        return leg_lists(self._batch(collection, requests))
+        legs = _leg_queries(request)
+        requests = _leg_requests(request, legs, _filter(request))
+        return leg_lists(list(legs), self._batch(collection, requests))
 
     def _batch(self, collection: str, requests: list[models.QueryRequest]) -> list[list[models.ScoredPoint]]:
         responses = self._call(lambda: self.client.query_batch_points(collection, requests))
@@ -157,8 +178,15 @@ class QdrantServerIndex(Index):
         self.client.close()
 
 
+def _vector_order(name: str) -> tuple[int, str]:
+    """ "dense2" before "dense10": the order the embedders were configured in."""
+    digits = name[len(DENSE_VECTOR) :]
+    return (int(digits) if digits.isdigit() else 0, name)
+
+
 def _vectors(point: IndexPoint) -> dict[str, Any]:
     vectors: dict[str, Any] = {DENSE_VECTOR: list(map(float, point.vector))}
+    vectors.update({name: list(map(float, vector)) for name, vector in point.extra_vectors.items()})
     if point.sparse is not None:
         vectors[LEXICAL_VECTOR] = models.SparseVector(
             indices=list(point.sparse.indices), values=list(point.sparse.values)
@@ -180,25 +208,26 @@ def _leg_requests(
     depth = request.leg_depth()
     return [
         models.QueryRequest(query=query, using=using, filter=where, limit=depth, with_payload=False)
-        for query, using in (legs["dense"], legs["lexical"])
+        for query, using in legs.values()
     ]
 
 
 def _leg_queries(request: SearchRequest) -> dict[str, tuple[Any, str]]:
+    """Leg name -> (query, vector name), in `SearchRequest.legs()` order."""
     queries: dict[str, tuple[Any, str]] = {}
-    if request.dense is not None:
-        queries["dense"] = (list(map(float, request.dense)), DENSE_VECTOR)
-    if request.lexical is not None:
-        sparse = models.SparseVector(indices=list(request.lexical.indices), values=list(request.lexical.values))
-        queries["lexical"] = (sparse, LEXICAL_VECTOR)
+    for name, vector in request.legs():
+        if name == LEXICAL_VECTOR:
+            terms = models.SparseVector(indices=list(vector.indices), values=list(vector.values))  # type: ignore[union-attr]
+            queries[name] = (terms, LEXICAL_VECTOR)
+        else:
+            queries[name] = (list(map(float, vector)), name)  # type: ignore[arg-type]
     return queries
 
 
 def _fusion(request: SearchRequest) -> models.Query:
     if request.fusion.method == "dbsf":
         return models.FusionQuery(fusion=models.Fusion.DBSF)
-    weights = list(request.fusion.weights) if request.fusion.weights else None
-    return models.RrfQuery(rrf=models.Rrf(k=request.fusion.k, weights=weights))
+    return models.RrfQuery(rrf=models.Rrf(k=request.fusion.k, weights=request.leg_weights()))
 
 
 def _hit(point: models.ScoredPoint) -> Hit:

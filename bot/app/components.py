@@ -26,7 +26,7 @@ from bot.answering import (
 from bot.answering.relevance import RelevanceFloors, RelevanceGate
 from bot.settings import Settings
 from rerank import DynamicBatcher, Reranker, RerankerLoadError
-from retrieval import Embedder, Index, Retriever, open_index
+from retrieval import Embedder, Index, Retriever, load_embedders, open_index
 from retrieval.embedders import missing_cuda
 from retrieval.errors import IndexUnavailableError
 from retrieval.fusion import embedder_languages
@@ -121,7 +121,7 @@ class Components:
     embedded index between two bot "processes"): `Components(settings, embedder=model)`. A provided part
     belongs to the caller, so `close()` leaves it open."""
 
-    PARTS = ("engine", "sessions", "index", "embedder", "retriever", "reranker", "answers")
+    PARTS = ("engine", "sessions", "index", "embedders", "embedder", "retriever", "reranker", "answers")
 
     def __init__(self, settings: Settings, **provided: Any) -> None:
         unknown = set(provided) - set(self.PARTS)
@@ -169,13 +169,30 @@ class Components:
         return open_index(s.qdrant_url, path, api_key=s.qdrant_api_key, timeout=s.qdrant_timeout)
 
     @cached_property
+    def embedders(self) -> list[Embedder]:
+        """The configured embedders, the primary one first; a provided `embedder` is reused where it is the
+        model configured (tests load it once per session)."""
+        s = self.settings
+        provided = [self.__dict__["embedder"]] if "embedder" in self._provided else []
+        return load_embedders(
+            s.embed_model,
+            s.embed_backend,
+            device=s.embed_device,
+            url=s.embed_url,
+            api_key=s.embed_api_key,
+            timeout=s.embed_timeout,
+            loaded=provided,
+        )
+
+    @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self.settings.embed_model, device=self.settings.embed_device)
+        """The primary embedder: its vector is the collection's `dense`, its languages EMBED_LANGUAGES."""
+        return self.embedders[0]
 
     @cached_property
     def retriever(self) -> Retriever:
         languages = embedder_languages(self.embedder.name, self.settings.embed_languages)
-        return Retriever(self.index, self.embedder, dense_languages=languages)
+        return Retriever(self.index, self.embedders, dense_languages=languages)
 
     @cached_property
     def reranker(self) -> RerankerSlot:

@@ -90,7 +90,7 @@ def demo_components(parts: Components) -> Components:
     from bot.app import Components
 
     settings = parts.settings.model_copy(update={"ragbot_collection": DEMO_COLLECTION})
-    shared = ("engine", "sessions", "index", "embedder", "reranker")
+    shared = ("engine", "sessions", "index", "embedders", "reranker")
     return Components(settings, **{name: getattr(parts, name) for name in shared})
 
 
@@ -138,7 +138,7 @@ def demo(
             summary = ingest_path(
                 SAMPLE_KB,
                 parts.index,
-                parts.embedder,
+                parts.embedders,
                 DEMO_COLLECTION,
                 chunk_tokens=parts.settings.chunk_tokens,
                 overlap_tokens=parts.settings.chunk_overlap_tokens,

@@ -130,12 +130,12 @@ def ingest(
             _clear_old_demo(parts, path)
         limit = parts.settings.ingest_max_file_mb or None
         with _Progress(total) as report:
-            embedder = report.loading(lambda: parts.embedder)
+            embedders = report.loading(lambda: parts.embedders)
             try:
                 summary = ingest_path(
                     path,
                     parts.index,
-                    embedder,
+                    embedders,
                     name,
                     chunk_tokens=parts.settings.chunk_tokens,
                     overlap_tokens=parts.settings.chunk_overlap_tokens,

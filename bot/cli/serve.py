@@ -63,7 +63,7 @@ def run_server(parts: Components, host: str, port: int, *, admin: bool = True) -
     # now, not a failure on every question), and the models are loaded.
     parts.index.collection_info(parts.settings.ragbot_collection)
     service = build_service(parts, admin=admin)
-    _ = parts.embedder, parts.answers.reranker_status()
+    _ = parts.embedders, parts.answers.reranker_status()
     server = uvicorn.Server(server_config(service.http, host, port, parts.settings))
     sock = listening_socket(host, port)
     # uvicorn shuts down on SIGTERM and then raises the signal again for the handler it found; this one lets

@@ -3,9 +3,11 @@ vector each) and `EMBED_BACKEND` (auto, sentence-transformers, use or openai; on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.sentence_transformer import BUNDLED_MODEL_NAME, SentenceTransformerEmbedder
-from retrieval.embedders.universal_encoder import USE_NAMES, UniversalSentenceEncoder
+from retrieval.embedders.universal_encoder import BUNDLED_USE_NAME, USE_NAMES, UniversalSentenceEncoder
 from retrieval.errors import EmbedderLoadError
 
 EMBED_BACKENDS = ("auto", "sentence-transformers", "use", "openai")
@@ -47,20 +49,25 @@ def load_embedders(
     url: str | None = None,
     api_key: str | None = None,
     timeout: float = 30.0,
+    loaded: Sequence[Embedder] = (),
 ) -> list[Embedder]:
-    """The configured embedders, loaded; the first is the primary one (its vector is the collection's `dense`)."""
+    """The configured embedders, loaded; the first is the primary one (its vector is the collection's `dense`).
+    An embedder in `loaded` is reused for the model of its name instead of being loaded again."""
     try:
         chosen = embedder_models(models, backends, url)
     except ValueError as exc:
         raise EmbedderLoadError(str(exc)) from None
-    loaded: list[Embedder] = []
+    ready = {embedder.name: embedder for embedder in loaded}
+    embedders: list[Embedder] = []
     for name, kind in chosen:
         if kind == "use":
-            loaded.append(UniversalSentenceEncoder())
+            embedders.append(ready.get(BUNDLED_USE_NAME) or UniversalSentenceEncoder())
+        elif name in ready:
+            embedders.append(ready[name])
         elif kind == "openai":
             from retrieval.embedders.remote import RemoteEmbedder
 
-            loaded.append(RemoteEmbedder(name, url or "", api_key=api_key, timeout=timeout))
+            embedders.append(RemoteEmbedder(name, url or "", api_key=api_key, timeout=timeout))
         else:
-            loaded.append(SentenceTransformerEmbedder("" if name == BUNDLED_MODEL_NAME else name, device=device))
-    return loaded
+            embedders.append(SentenceTransformerEmbedder("" if name == BUNDLED_MODEL_NAME else name, device=device))
+    return embedders

