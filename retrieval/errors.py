@@ -19,6 +19,11 @@ class EmbedderLoadError(RetrievalError):
     """The embedding model could not be loaded."""
 
 
+class EmbedderUnavailableError(RetrievalError):
+    """A remote embedding server that answered at start stopped answering (gone, an HTTP error, a timeout) or
+    answered with the wrong vectors: ingest stops, a question fails with this message instead of a traceback."""
+
+
 class IndexUnavailableError(RetrievalError):
     """The Qdrant server cannot be reached or answered with an error."""
 
