@@ -31,7 +31,7 @@ from retrieval_eval import ROOT, CachedEmbedder, eval_sets
 from bot.answering.relevance import RelevanceFloors, dense_similarity, term_match
 from bot.cli.demo import DEMO_QUESTIONS
 from evaluation.dataset import load_eval_set
-from retrieval import Retriever, ingest_path
+from retrieval import Retriever, SentenceTransformerEmbedder, ingest_path
 from retrieval.edge_index import EdgeIndex
 from retrieval.fusion import embedder_languages
 from retrieval.lexical import script_language
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print every question's signal and score")
     args = parser.parse_args()
 
-    embedder = CachedEmbedder("", args.data / "embeddings-bundled-minilm.npz")
+    embedder = CachedEmbedder(SentenceTransformerEmbedder(), args.data / "embeddings-bundled-minilm.npz")
     languages = embedder_languages(embedder.name)
     rows: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="ragbot-notfound-") as tmp:

@@ -6,15 +6,18 @@ Sets:
   Reference, English and Simplified Chinese; built by `bench/faq_sets.py` from Debian's packages): each FAQ
   answer is a document without its question, the question is the query, ~150 manual sections are distractors.
 
-Every set is ingested once per embedder (chunked as `ragbot ingest` does) into a temporary Qdrant Edge store;
-each configuration then queries the same collection. A configuration is a retrieval mode plus, for hybrid, a
-fusion (RRF with weights, or DBSF) and the lexical tokenizer variant. The default configuration is marked `*`.
+Every set is ingested once (chunked as `ragbot ingest` does, for the embedders given) into a temporary Qdrant
+Edge collection that holds one dense vector per embedder and the lexical one; each configuration then queries
+that collection with its own leg weights (a leg weighted 0 is left out, so "dense USE" is the USE vector alone).
+A configuration is a set of legs plus a fusion (weighted RRF or DBSF); `*` marks the fusion policy ragbot uses
+(retrieval/fusion.py), applied to the embedders of that row.
 
-    python bench/retrieval_eval.py                      # all sets, the main configurations
-    python bench/retrieval_eval.py --sweep               # also the fusion weight sweep and tokenizer variants
-    python bench/retrieval_eval.py --embed-model BAAI/bge-m3   # another embedder (needs it downloaded)
+    python bench/retrieval_eval.py                       # all sets, bundled MiniLM + USE, the main configurations
+    python bench/retrieval_eval.py --sweep                # also fusion policy variants and tokenizer variants
+    python bench/retrieval_eval.py --embed-model BAAI/bge-m3   # other embedders (comma-separated, need them)
 
 Metrics are over chunks in retrieval order: hit@k = a chunk of a relevant document is in the first k.
+Embeddings are cached in the data folder per model and text, so later runs only time the search.
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluation.dataset import EvalItem, load_eval_set
 from evaluation.metrics import hit_at, mrr_at
 from evaluation.runner import doc_key
-from retrieval import Retriever, SentenceTransformerEmbedder, ingest_path
+from retrieval import Embedder, Retriever, ingest_path, load_embedders
 from retrieval.edge_index import EdgeIndex
-from retrieval.fusion import embedder_languages, hybrid_fusion
+from retrieval.fusion import DEFAULT_POLICY, FusionPolicy, embedder_languages
 from retrieval.index import Fusion
 from retrieval.lexical import LexicalEncoder, script_language
 
@@ -56,8 +59,7 @@ class EvalSet:
 @dataclass(frozen=True)
 class Config:
     name: str
-    mode: str
-    fusion: Callable[[str], Fusion] | None = None  # question -> fusion (None: the default policy)
+    fusion: Callable[[str], Fusion]  # question -> fusion over (dense legs..., lexical); weight 0 = leg left out
     lexical: str = "default"  # "default", "per-script" or "bigrams"
 
 
@@ -75,31 +77,57 @@ def eval_sets(data: Path) -> list[EvalSet]:
     return sets
 
 
-def configs(sweep: bool, dense_languages: frozenset[str]) -> list[Config]:
-    def fixed(fusion: Fusion) -> Callable[[str], Fusion]:
+def short(name: str) -> str:
+    return {"sentence-transformers/all-MiniLM-L6-v2": "MiniLM", "universal-sentence-encoder-multilingual-3": "USE"}.get(
+        name, name.rsplit("/", 1)[-1]
+    )
+
+
+def configs(sweep: bool, embedders: Sequence[Embedder]) -> list[Config]:
+    """Single legs, then fusions of every leg subset that has a dense leg, with the default policy; the sweep
+    adds policy variants over all legs, plain RRF and DBSF, and the tokenizer variants."""
+    names = [short(e.name) for e in embedders]
+    languages = [embedder_languages(e.name) for e in embedders]
+    legs = len(embedders) + 1
+
+    def fixed(weights: tuple[float, ...], method: str = "rrf", k: int = 60) -> Callable[[str], Fusion]:
+        fusion = Fusion(method, k, weights)  # type: ignore[arg-type]
         return lambda _question: fusion
 
-    main = [
-        Config("dense", "dense"),
-        Config("lexical", "lexical"),
-        Config("hybrid rrf 1:1", "hybrid", fixed(Fusion("rrf", 60, (1.0, 1.0)))),
-        Config("hybrid dbsf", "hybrid", fixed(Fusion("dbsf"))),
-        Config("hybrid *", "hybrid", lambda q: hybrid_fusion(q, dense_languages)),
-    ]
+    def policy(kept: Sequence[int], rule: FusionPolicy = DEFAULT_POLICY) -> Callable[[str], Fusion]:
+        """`rule` over the dense legs in `kept` (the others weighted 0) and the lexical leg."""
+
+        def fusion(question: str) -> Fusion:
+            chosen = rule.fusion(question, [languages[i] for i in kept])
+            weights = [0.0] * legs
+            for slot, weight in zip([*kept, legs - 1], chosen.weights or (), strict=True):
+                weights[slot] = weight
+            return Fusion("rrf", chosen.k, tuple(weights))
+
+        return fusion
+
+    one_hot = [tuple(1.0 if i == leg else 0.0 for i in range(legs)) for leg in range(legs)]
+    main = [Config(f"dense {name}", fixed(one_hot[i])) for i, name in enumerate(names)]
+    main.append(Config("lexical", fixed(one_hot[-1])))
+    subsets = [[i] for i in range(len(embedders))] + ([list(range(len(embedders)))] if len(embedders) > 1 else [])
+    for kept in subsets:
+        main.append(Config(f"hybrid {'+'.join(names[i] for i in kept)}+BM25 *", policy(kept)))
     if not sweep:
         return main
+    everything = list(range(len(embedders)))
     extra = [
-        Config("lexical per-script", "lexical", lexical="per-script"),
-        Config("hybrid * per-script", "hybrid", lambda q: hybrid_fusion(q, dense_languages), lexical="per-script"),
-        Config("lexical +bigrams", "lexical", lexical="bigrams"),
-        Config("hybrid * +bigrams", "hybrid", lambda q: hybrid_fusion(q, dense_languages), lexical="bigrams"),
+        Config("hybrid all, plain RRF", fixed((1.0,) * legs)),
+        Config("hybrid all, DBSF", fixed((1.0,) * legs, "dbsf")),
+        Config("lexical +bigrams", fixed(one_hot[-1]), lexical="bigrams"),
+        Config("hybrid all * +bigrams", policy(everything), lexical="bigrams"),
     ]
-    # Qdrant's weighted RRF: sum over legs of 1 / (k - 1 + rank / weight), rank 1-based; a weight below 1
-    # stretches that leg's ranks (its later hits fade faster), so k and the weights act together.
     for k in (2, 10, 60):
-        for weights in ((1.0, 1.0), (0.2, 1.0), (0.05, 1.0), (0.01, 1.0), (1.0, 0.2), (1.0, 0.05), (1.0, 0.01)):
-            name = f"hybrid rrf k={k} {weights[0]:g}:{weights[1]:g}"
-            extra.append(Config(name, "hybrid", fixed(Fusion("rrf", k, weights))))
+        for second in (0.2, 0.5, 1.0):
+            for untrusted in (0.0, 0.2):
+                for lexical_refine in (0.2, 0.5, 1.0):
+                    rule = FusionPolicy(k, 1.0, second, untrusted, lexical_refine, 1.0)
+                    name = f"policy k={k} 2nd={second:g} untr={untrusted:g} lex={lexical_refine:g}"
+                    extra.append(Config(name, policy(everything, rule)))
     return main + extra
 
 
@@ -107,8 +135,7 @@ def score(retriever: Retriever, collection: str, items: Sequence[EvalItem], conf
     hits1 = hits5 = mrr = 0.0
     started = time.perf_counter()
     for item in items:
-        fusion = config.fusion(item.question) if config.fusion else None
-        result = retriever.search(item.question, collection, DEPTH, mode=config.mode, fusion=fusion)
+        result = retriever.search(item.question, collection, DEPTH, mode="hybrid", fusion=config.fusion(item.question))
         ranked = [doc_key(c, dict(item.relevance)) for c in result.candidates]
         hits1 += hit_at(ranked, item.relevance, 1)
         hits5 += hit_at(ranked, item.relevance, 5)
@@ -122,17 +149,24 @@ def score(retriever: Retriever, collection: str, items: Sequence[EvalItem], conf
     }
 
 
-class CachedEmbedder(SentenceTransformerEmbedder):
-    """Embeds each text once: the tokenizer variants re-ingest the same chunks, and runs after the first reuse
-    the vectors saved in the data folder (keyed by model and text)."""
+class CachedEmbedder(Embedder):
+    """Embeds each text once per model: the tokenizer variants re-ingest the same chunks, and runs after the
+    first reuse the vectors saved in the data folder (keyed by model and text). Records the time spent
+    embedding texts not seen before, for the cost per chunk."""
 
-    def __init__(self, model: str, cache_file: Path) -> None:
-        super().__init__(model)
+    def __init__(self, inner: Embedder, cache_file: Path) -> None:
+        self.inner = inner
+        self.name, self.dimension, self.max_tokens = inner.name, inner.dimension, inner.max_tokens
         self.cache_file = cache_file
+        self.embedded = 0
+        self.seconds = 0.0
         self._cache: dict[str, np.ndarray] = {}
         if cache_file.exists():
             with np.load(cache_file) as saved:
                 self._cache = dict(zip(saved["texts"].tolist(), saved["vectors"], strict=True))
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
 
     def save(self) -> None:
         if self._cache:
@@ -142,55 +176,87 @@ class CachedEmbedder(SentenceTransformerEmbedder):
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            self._cache.update(zip(missing, super().encode(missing, batch_size), strict=True))
-        return np.stack([self._cache[t] for t in texts]) if texts else super().encode(texts)
+            started = time.perf_counter()
+            self._cache.update(zip(missing, self.inner.encode(missing, batch_size), strict=True))
+            self.seconds += time.perf_counter() - started
+            self.embedded += len(missing)
+        return np.stack([self._cache[t] for t in texts]) if texts else self.inner.encode(texts)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.inner.encode_query(text)
+
+
+def cached_embedders(models: str, data: Path) -> list[CachedEmbedder]:
+    cached = []
+    for embedder in load_embedders(models):
+        slug = "".join(ch if ch.isalnum() else "-" for ch in embedder.name)
+        cached.append(CachedEmbedder(embedder, data / f"embeddings-{slug}.npz"))
+    return cached
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / "data", help="where the FAQ sets live")
-    parser.add_argument("--embed-model", default="", help="sentence-transformers model (default: bundled MiniLM)")
+    parser.add_argument(
+        "--embed-model",
+        default="sentence-transformers/all-MiniLM-L6-v2,universal-sentence-encoder-multilingual-3",
+        help="embedders, comma-separated as EMBED_MODEL (default: the bundled MiniLM and USE)",
+    )
     parser.add_argument("--sets", nargs="*", help="only these sets (names as printed)")
-    parser.add_argument("--sweep", action="store_true", help="also sweep fusion weights and tokenizer variants")
+    parser.add_argument("--sweep", action="store_true", help="also sweep fusion policies and tokenizer variants")
     args = parser.parse_args()
 
-    slug = "".join(ch if ch.isalnum() else "-" for ch in (args.embed_model or "bundled-minilm"))
-    embedder = CachedEmbedder(args.embed_model, args.data / f"embeddings-{slug}.npz")
-    dense_languages = embedder_languages(embedder.name)
-    print(f"embedder: {embedder.name} (trusted for hybrid in: {', '.join(sorted(dense_languages))})")
+    embedders = cached_embedders(args.embed_model, args.data)
+    for embedder in embedders:
+        print(
+            f"embedder: {embedder.inner.describe()}, trusted in {', '.join(sorted(embedder_languages(embedder.name)))}"
+        )
     chosen = [s for s in eval_sets(args.data) if not args.sets or s.name in args.sets]
     rows: list[tuple[str, str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="ragbot-eval-") as tmp:
         for eval_set in chosen:
             items = load_eval_set(eval_set.questions)
             languages = sorted({script_language(i.question) for i in items})
-            for variant in ("default", "per-script", "bigrams") if args.sweep else ("default",):
-                lexical = LexicalEncoder(per_script=variant == "per-script", bigrams=variant == "bigrams")
+            for variant in ("default", "bigrams") if args.sweep else ("default",):
+                lexical = LexicalEncoder(bigrams=variant == "bigrams")
                 index = EdgeIndex(Path(tmp) / variant)
                 started = time.perf_counter()
-                summary = ingest_path(eval_set.docs, index, embedder, eval_set.name, lexical=lexical)
-                embedder.save()
+                summary = ingest_path(eval_set.docs, index, embedders, eval_set.name, lexical=lexical)
+                for embedder in embedders:
+                    embedder.save()
                 print(
                     f"{eval_set.name} [{variant} tokenizer]: {summary.files} files, {summary.chunks} chunks, "
                     f"{len(items)} questions ({'/'.join(languages)}), "
                     f"ingested in {time.perf_counter() - started:.0f} s",
                     file=sys.stderr,
                 )
-                retriever = Retriever(index, embedder, lexical=lexical, dense_languages=dense_languages)
-                for config in [c for c in configs(args.sweep, dense_languages) if c.lexical == variant]:
+                retriever = Retriever(index, embedders, lexical=lexical)
+                for config in [c for c in configs(args.sweep, embedders) if c.lexical == variant]:
                     rows.append((eval_set.name, config.name, score(retriever, eval_set.name, items, config)))
                 index.close()
 
-    print(f"\n{'set':<16} {'configuration':<24} {'hit@1':>6} {'hit@5':>6} {'MRR@10':>7} {'ms/q':>6}")
+    width = max(len(name) for _, name, _ in rows)
+    print(f"\n{'set':<14} {'configuration':<{width}} {'hit@1':>6} {'hit@5':>6} {'MRR@10':>7} {'ms/q':>6}")
     for set_name, config_name, m in rows:
-        print(f"{set_name:<16} {config_name:<24} {m['hit@1']:6.3f} {m['hit@5']:6.3f} {m['mrr@10']:7.3f} {m['ms']:6.1f}")
-    print("\n* = the default (hybrid, weighted RRF by the question's language; see retrieval/fusion.py)")
+        print(
+            f"{set_name:<14} {config_name:<{width}} {m['hit@1']:6.3f} {m['hit@5']:6.3f} {m['mrr@10']:7.3f} "
+            f"{m['ms']:6.1f}"
+        )
+    print("\n* = ragbot's fusion policy (retrieval/fusion.py) over the legs named")
+    for embedder in embedders:
+        if embedder.embedded:
+            cost = embedder.seconds * 1000 / embedder.embedded
+            print(f"embedding cost {short(embedder.name)}: {cost:.1f} ms per chunk ({embedder.embedded} chunks)")
+    default = f"hybrid {'+'.join(short(e.name) for e in embedders)}+BM25 *"
     for set_name in dict.fromkeys(r[0] for r in rows):
         by_name = {name: m for s, name, m in rows if s == set_name}
-        best_single = max(by_name["dense"]["hit@5"], by_name["lexical"]["hit@5"])
-        default = by_name["hybrid *"]["hit@5"]
-        verdict = "PASS" if default >= best_single else "FAIL"
-        print(f"{set_name}: default hybrid hit@5 {default:.3f} vs best single leg {best_single:.3f}: {verdict}")
+        singles = [
+            m["hit@5"] for name, m in by_name.items() if name.startswith(("dense ", "lexical")) and "+" not in name
+        ]
+        best_single = max(singles)
+        fused = by_name[default]["hit@5"]
+        verdict = "PASS" if fused >= best_single else "FAIL"
+        print(f"{set_name}: {default} hit@5 {fused:.3f} vs best single leg {best_single:.3f}: {verdict}")
 
 
 if __name__ == "__main__":

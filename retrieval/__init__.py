@@ -2,7 +2,7 @@
 
 from retrieval.backends import open_index
 from retrieval.documents import Candidate, Chunk, LoadedDocument
-from retrieval.embedders import Embedder, SentenceTransformerEmbedder, load_embedders
+from retrieval.embedders import Embedder, SentenceTransformerEmbedder, UniversalSentenceEncoder, load_embedders
 from retrieval.errors import (
     CollectionMismatchError,
     CollectionNotFoundError,
@@ -37,6 +37,7 @@ __all__ = [
     "RetrievalResult",
     "Retriever",
     "SentenceTransformerEmbedder",
+    "UniversalSentenceEncoder",
     "ingest_path",
     "load_embedders",
     "open_index",

@@ -26,6 +26,15 @@ def embedder():
     return SentenceTransformerEmbedder()
 
 
+@pytest.fixture(scope="session")
+def embedders(embedder) -> list:
+    """The default embedders (what a ragbot process loads with EMBED_MODEL unset), the primary one shared with
+    `embedder`."""
+    from retrieval import load_embedders
+
+    return load_embedders(loaded=[embedder])
+
+
 @pytest.fixture(params=["edge", "server"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
     """Both `Index` backends: Qdrant Edge on disk, and qdrant-client against an in-memory Qdrant."""
@@ -57,7 +66,7 @@ def tiny_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kb_store(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+def kb_store(tmp_path_factory: pytest.TempPathFactory, embedders) -> Path:
     """The sample knowledge base ingested once into an embedded Qdrant Edge folder; tests copy it."""
     from retrieval import ingest_path, open_index
 
@@ -65,7 +74,7 @@ def kb_store(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
     docs = root / "sample_kb"
     shutil.copytree(SAMPLE_KB, docs)
     with open_index(None, str(root / "qdrant")) as index:
-        summary = ingest_path(docs, index, embedder, "kb")
+        summary = ingest_path(docs, index, embedders, "kb")
     assert not summary.failed, summary.failed
     return root
 

@@ -384,12 +384,12 @@ def test_reingesting_with_both_vectors_is_idempotent(index, embedder, docs: Path
 
 
 @pytest.fixture(scope="module")
-def sample_retriever(kb_store: Path, embedder, tmp_path_factory: pytest.TempPathFactory):
+def sample_retriever(kb_store: Path, embedders, tmp_path_factory: pytest.TempPathFactory):
     """The sample knowledge base (ingested once per session), in this module's own copy of the store."""
     copy = tmp_path_factory.mktemp("kb-hybrid") / "qdrant"
     shutil.copytree(kb_store / "qdrant", copy)
     index = EdgeIndex(copy)
-    yield Retriever(index, embedder)
+    yield Retriever(index, embedders)
     index.close()
 
 
@@ -407,7 +407,7 @@ def test_a_chinese_question_that_dense_misses_and_hybrid_finds(sample_retriever,
         assert result.mode == mode
         return [c.retrieval_rank for c in result.candidates if c.path.endswith(relevant)]
 
-    dense = places("dense")
+    dense = places("dense")  # the primary embedder alone: the English-only MiniLM
     assert not dense or min(dense) > 5, f"dense found it at {dense}"
     hybrid = places("hybrid")  # the default fusion for a Chinese question
     assert hybrid and min(hybrid) <= 3, f"hybrid found it at {hybrid}"
