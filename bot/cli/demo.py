@@ -17,8 +17,10 @@ from bot.cli.console import err, out, plural
 from bot.cli.serve import Host, run_server
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from bot.app import Components
-    from retrieval import Index
+    from retrieval import Embedder, Index
 
 SAMPLE_KB = Path(__file__).resolve().parents[2] / "sample_kb"
 DEMO_COLLECTION = "demo"  # the demo's own collection and the name of its preset
@@ -34,14 +36,25 @@ def _sample_root() -> str:
     return SAMPLE_KB.as_posix().rstrip("/") + "/"
 
 
-def holds_only_the_sample(index: Index, collection: str) -> bool:
-    """A demo collection from an older ragbot (no lexical vector) is rebuilt without asking, but only when it holds
-    nothing but the sample knowledge base: a collection with the user's own documents is never dropped."""
+def holds_only_the_sample(index: Index, collection: str, embedders: Sequence[Embedder]) -> bool:
+    """A demo collection from an older ragbot (no lexical vector, or other embedding models) is rebuilt without
+    asking, but only when it holds nothing but the sample knowledge base: a collection with the user's own
+    documents is never dropped."""
+    from retrieval.errors import CollectionMismatchError
+    from retrieval.index import check_compatible, dense_vectors
     from retrieval.lexical import LEXICAL_MODEL
 
     info = index.collection_info(collection)
-    if info is None or info.lexical_model == LEXICAL_MODEL:
+    if info is None:
         return False
+    try:
+        primary = embedders[0]
+        check_compatible(collection, info, primary.dimension, primary.name, dense_vectors(embedders))
+    except CollectionMismatchError:
+        pass  # built with other models: outdated
+    else:
+        if info.lexical_model == LEXICAL_MODEL:
+            return False
     root = _sample_root()
     return all(path.startswith(root) for path in index.file_hashes(collection))
 
@@ -142,7 +155,7 @@ def demo(
                 DEMO_COLLECTION,
                 chunk_tokens=parts.settings.chunk_tokens,
                 overlap_tokens=parts.settings.chunk_overlap_tokens,
-                rebuild=holds_only_the_sample(parts.index, DEMO_COLLECTION),
+                rebuild=holds_only_the_sample(parts.index, DEMO_COLLECTION, parts.embedders),
             )
         parts.answers.presets.ensure(DEMO_PRESET, DEMO_COLLECTION)
         out.print(

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -30,7 +31,7 @@ def _ranking_rows(env: Path, ranking_id: int) -> tuple[str | None, list[store.Lo
         engine.dispose()
 
 
-def test_ask_json_reports_both_legs_and_logs_them(env: Path, embedder, capsys) -> None:
+def test_ask_json_reports_both_legs_and_logs_them(env: Path, embedders, capsys) -> None:
     question = "How do I fix SAML-401 signature validation failed?"
     code, out, _ = run_cli(capsys, "ask", question, "--json")
     assert code == 0
@@ -54,7 +55,7 @@ def test_ask_json_reports_both_legs_and_logs_them(env: Path, embedder, capsys) -
     # the same values as the retriever gives on its own (the CLI has closed the embedded store)
     index = EdgeIndex(env / "qdrant")
     try:
-        alone = Retriever(index, embedder).search(question, "kb", 20)
+        alone = Retriever(index, embedders).search(question, "kb", 20)
     finally:
         index.close()
     assert alone.mode == "hybrid"
@@ -175,7 +176,9 @@ def test_a_legacy_collection_asks_for_rebuild_then_rebuilds(env: Path, capsys, t
     assert {c["title"] for c in data["candidates"]} == {"SSO", "发票"}
 
 
-def test_demo_rebuilds_an_old_collection_only_when_it_holds_nothing_but_the_sample(env: Path, monkeypatch) -> None:
+def test_demo_rebuilds_an_old_collection_only_when_it_holds_nothing_but_the_sample(
+    env: Path, monkeypatch, embedders
+) -> None:
     import bot.cli.demo
     from bot.cli.demo import holds_only_the_sample
 
@@ -186,13 +189,16 @@ def test_demo_rebuilds_an_old_collection_only_when_it_holds_nothing_but_the_samp
         # the test store was ingested from a copy of the sample knowledge base: point the demo at that copy
         some_path = next(iter(index.file_hashes("kb")))
         monkeypatch.setattr(bot.cli.demo, "SAMPLE_KB", Path(some_path.split("/sample_kb/")[0]) / "sample_kb")
-        assert not holds_only_the_sample(index, "kb")  # current: nothing to rebuild
+        assert not holds_only_the_sample(index, "kb", embedders)  # current: nothing to rebuild
+        assert holds_only_the_sample(
+            index, "kb", [embedders[0], SimpleNamespace(name="other/model", dimension=8)]
+        )  # other models: outdated
         del meta["lexical_model"]
         meta_file.write_text(json.dumps(meta), encoding="utf-8")
-        assert holds_only_the_sample(index, "kb")  # an old demo collection: `ragbot demo` rebuilds it
-        assert not holds_only_the_sample(index, "missing")
+        assert holds_only_the_sample(index, "kb", embedders)  # an old demo collection: `ragbot demo` rebuilds it
+        assert not holds_only_the_sample(index, "missing", embedders)
         user_file = {"path": "/srv/docs/pricing.md", "file_hash": "x", "chunk_index": 0, "text": "Pricing"}
         index.upsert("kb", [IndexPoint(point_id("/srv/docs/pricing.md", 0), [0.0] * 383 + [1.0], user_file)])
-        assert not holds_only_the_sample(index, "kb")  # the user's own documents: never dropped
+        assert not holds_only_the_sample(index, "kb", embedders)  # the user's own documents: never dropped
     finally:
         index.close()

@@ -4,6 +4,7 @@ each vector, and a different set of models is refused."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,7 +79,7 @@ def _rrf(k: int, weights: Sequence[float]) -> list[int]:
             if weight > 0:
                 scores[point] += 1 / (rank / weight + k - 1)
     ranked = sorted(scores, key=lambda p: -scores[p])
-    assert all(scores[a] - scores[b] > 1e-6 for a, b in zip(ranked, ranked[1:])), "no ties in the design"
+    assert all(scores[a] - scores[b] > 1e-6 for a, b in itertools.pairwise(ranked)), "no ties in the design"
     return ranked
 
 
