@@ -65,7 +65,12 @@ class Settings(BaseSettings):
         embedder_languages("", value)  # raises a ValueError naming the unknown language
         return value
 
-    chunk_tokens: int = Field(300, ge=50, le=4000, description="Target chunk size in tokens (estimated).")
+    chunk_tokens: int = Field(
+        300,
+        ge=50,
+        le=4000,
+        description="Target chunk size in tokens, counted in the embedding model's tokens; capped by what it reads.",
+    )
     chunk_overlap_tokens: int = Field(40, ge=0, le=1000, description="Tokens repeated between chunks.")
     ingest_max_file_mb: float = Field(
         50.0, ge=0, description="Files larger than this many MB are not ingested (listed as too large); 0 = no limit."

@@ -259,10 +259,13 @@ class _FileWriter:
             document.source = key
         # A counting pass first: chunking costs about 1% of embedding, and the total lets progress say how far
         # a big file has come.
-        total = sum(1 for _ in iter_chunks(document, self.chunk_tokens, self.overlap_tokens))
+        readers = self.embedders  # every embedder that reads the chunks (the first one primary) bounds them
+        total = sum(1 for _ in iter_chunks(document, self.chunk_tokens, self.overlap_tokens, readers))
         head: IndexPoint | None = None
         written = 0
-        for batch in _batches(iter_chunks(document, self.chunk_tokens, self.overlap_tokens), self.batch_chunks):
+        for batch in _batches(
+            iter_chunks(document, self.chunk_tokens, self.overlap_tokens, readers), self.batch_chunks
+        ):
             points = self._points(batch, key, digest)
             if batch[0].chunk_index == 0:
                 head = points[0]

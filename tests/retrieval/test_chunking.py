@@ -25,6 +25,7 @@ def test_sentences_split_on_chinese_and_english_punctuation() -> None:
         "yes",
     ]
     assert split_sentences("Version 2.5 is out. See v2.5.1") == ["Version 2.5 is out.", "See v2.5.1"]
+    assert split_sentences("Call /v2/count?status=open;now! Done") == ["Call /v2/count?status=open;now!", "Done"]
 
 
 def test_chunks_respect_headings_and_keep_metadata() -> None:

@@ -394,21 +394,24 @@ def sample_retriever(kb_store: Path, embedders, tmp_path_factory: pytest.TempPat
 
 
 @pytest.mark.parametrize(
-    ("question", "relevant"),
+    ("question", "relevant", "dense_misses"),
     [
-        ("增值税专用发票怎么开？", "billing/fapiao-zh.md"),
-        ("专票和普票有什么区别？", "billing/fapiao-zh.md"),
-        ("坐席价格是多少？", "billing/china-region-pricing-zh.md"),
+        # dense finds this one at rank 2 since its chunks fit what the embedder reads (issue 18; before: below 5)
+        ("增值税专用发票怎么开？", "billing/fapiao-zh.md", False),
+        ("专票和普票有什么区别？", "billing/fapiao-zh.md", True),
+        ("坐席价格是多少？", "billing/china-region-pricing-zh.md", True),
     ],
 )
-def test_a_chinese_question_that_dense_misses_and_hybrid_finds(sample_retriever, question: str, relevant: str) -> None:
+def test_a_chinese_question_that_dense_misses_and_hybrid_finds(
+    sample_retriever, question: str, relevant: str, dense_misses: bool
+) -> None:
     def places(mode: str) -> list[int]:
         result = sample_retriever.search(question, "kb", 20, mode=mode)
         assert result.mode == mode
         return [c.retrieval_rank for c in result.candidates if c.path.endswith(relevant)]
 
     dense = places("dense")  # the primary embedder alone: the English-only MiniLM
-    assert not dense or min(dense) > 5, f"dense found it at {dense}"
+    assert not dense_misses or not dense or min(dense) > 5, f"dense found it at {dense}"
     hybrid = places("hybrid")  # the default fusion for a Chinese question
     assert hybrid and min(hybrid) <= 3, f"hybrid found it at {hybrid}"
 

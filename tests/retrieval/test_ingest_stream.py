@@ -75,7 +75,7 @@ def test_a_big_file_is_written_in_batches_and_says_how_far_it_is(index, tiny_emb
         docs, index, tiny_embedder, "kb", batch_chunks=64, chunk_progress=lambda *seen: reports.append(seen)
     )
 
-    expected = chunk_document(load_document(big), 300, 40)
+    expected = chunk_document(load_document(big), 300, 40, [tiny_embedder])  # sized by what it reads
     total = len(expected)
     assert total > 3 * 64, "the file must span several batches"
     big_reports = [r for r in reports if r[0] == key]
@@ -121,7 +121,9 @@ def test_a_file_cut_off_by_ctrl_c_is_redone_and_the_finished_ones_kept(index, ti
     again = ingest_path(docs, index, tiny_embedder, "kb", batch_chunks=64)
     assert again.unchanged == [(docs / "a.md").as_posix()]
     assert again.added == [key, (docs / "z.md").as_posix()]
-    assert [c["text"] for c in stored(index, "kb", key)] == [c.text for c in chunk_document(load_document(big))]
+    assert [c["text"] for c in stored(index, "kb", key)] == [
+        c.text for c in chunk_document(load_document(big), readers=[tiny_embedder])
+    ]
 
 
 def test_a_changed_file_cut_off_then_changed_back_is_still_redone(index, tiny_embedder, tmp_path: Path) -> None:
@@ -142,7 +144,9 @@ def test_a_changed_file_cut_off_then_changed_back_is_still_redone(index, tiny_em
     again = ingest_path(docs, index, tiny_embedder, "kb", batch_chunks=64)
 
     assert again.added == [key] and not again.unchanged  # no whole version of it was in the collection
-    assert [c["text"] for c in stored(index, "kb", key)] == [c.text for c in chunk_document(load_document(big))]
+    assert [c["text"] for c in stored(index, "kb", key)] == [
+        c.text for c in chunk_document(load_document(big), readers=[tiny_embedder])
+    ]
 
 
 def test_files_over_the_size_limit_are_listed_with_their_size_and_not_read(
