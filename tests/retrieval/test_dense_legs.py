@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +45,15 @@ class Counting(Embedder):
 @pytest.fixture(scope="module")
 def use() -> UniversalSentenceEncoder:
     return UniversalSentenceEncoder()
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two folders of the sample knowledge base (English and Chinese pages): enough to search, quick to embed."""
+    root = tmp_path_factory.mktemp("docs")
+    for folder in ("sso", "billing"):
+        shutil.copytree(SAMPLE_KB / folder, root / folder)
+    return root
 
 
 # -- three legs by hand: the fused order is Qdrant's weighted RRF over all of them --------------------------
@@ -119,10 +129,10 @@ def test_three_legs_fuse_as_weighted_rrf_and_a_zero_weight_leaves_a_leg_out(inde
 
 
 def test_ingest_stores_a_vector_per_embedder_and_search_leads_with_the_one_that_knows_the_language(
-    index, embedder, use
+    index, embedder, use, docs: Path
 ) -> None:
     minilm, multilingual = Counting(embedder), Counting(use)
-    summary = ingest_path(SAMPLE_KB, index, [minilm, multilingual], "kb")
+    summary = ingest_path(docs, index, [minilm, multilingual], "kb")
     assert summary.chunks > 0 and not summary.failed
     info = index.collection_info("kb")
     assert info.embed_model == embedder.name and info.dimension == 384
@@ -140,15 +150,15 @@ def test_ingest_stores_a_vector_per_embedder_and_search_leads_with_the_one_that_
 
 
 def test_a_different_set_of_embedders_is_refused_with_the_rebuild_command(index, embedder, use) -> None:
-    ingest_path(SAMPLE_KB / "sso", index, embedder, "kb")  # built with MiniLM alone
+    ingest_path(SAMPLE_KB / "sso" / "overview.md", index, embedder, "kb")  # built with MiniLM alone
     with pytest.raises(CollectionMismatchError) as refused:
-        ingest_path(SAMPLE_KB / "sso", index, [embedder, use], "kb")
+        ingest_path(SAMPLE_KB / "sso" / "overview.md", index, [embedder, use], "kb")
     message = str(refused.value)
     assert use.name in message and "--rebuild" in message and "ragbot ingest DOCS --collection kb" in message
     with pytest.raises(CollectionMismatchError):
         Retriever(index, [embedder, use]).search("single sign-on", "kb", 3)
     # the same pair the other way round is another collection layout too
-    ingest_path(SAMPLE_KB / "sso", index, [embedder, use], "kb", rebuild=True)
+    ingest_path(SAMPLE_KB / "sso" / "overview.md", index, [embedder, use], "kb", rebuild=True)
     with pytest.raises(CollectionMismatchError):
         Retriever(index, [use, embedder]).search("single sign-on", "kb", 3)
     assert Retriever(index, [embedder, use]).search("single sign-on", "kb", 3).candidates
