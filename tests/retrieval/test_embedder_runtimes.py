@@ -1,0 +1,67 @@
+"""The bundled MiniLM on the ONNX runtime: the same vectors as torch (within cosine 0.99), one export into the
+cache folder it is given, the model's name unchanged; an unknown runtime or a missing package refused in one
+sentence."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.embedders import BUNDLED_MODEL_NAME, SentenceTransformerEmbedder, runtimes
+from retrieval.errors import EmbedderLoadError
+
+TEXTS = [
+    "How do I upgrade Debian to the next stable release?",
+    "The package manager resolves dependencies before it installs anything.",
+    "如何把 Debian 升级到下一个稳定版本？",
+    "软件包管理器在安装之前会先解决依赖关系。",
+]
+
+
+def test_onnx_matches_torch_and_exports_once(embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    cache = tmp_path / "minilm-onnx"
+    onnx = SentenceTransformerEmbedder(runtime="onnx", cache_dir=cache)
+
+    exported = cache / "model.onnx"
+    assert exported.is_file()
+    assert onnx.name == embedder.name == BUNDLED_MODEL_NAME  # the collection's recorded model does not change
+    assert (onnx.dimension, onnx.max_tokens) == (embedder.dimension, embedder.max_tokens)
+    assert onnx.count_tokens(TEXTS[2]) == embedder.count_tokens(TEXTS[2])
+
+    reference, vectors = embedder.encode(TEXTS), onnx.encode(TEXTS)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    cosines = np.sum(vectors * reference, axis=1)  # unit vectors
+    assert cosines.min() > 0.99, cosines
+    assert float(onnx.encode_query(TEXTS[0]) @ reference[0]) > 0.99  # alone: no padding in the batch
+
+    stamp = exported.stat().st_mtime_ns
+
+    def no_export(*args: object) -> None:
+        raise AssertionError("exported again although the cache folder holds the model")
+
+    monkeypatch.setattr(runtimes, "_export", no_export)
+    again = SentenceTransformerEmbedder(runtime="onnx", cache_dir=cache)
+    assert exported.stat().st_mtime_ns == stamp
+    assert np.allclose(again.encode(TEXTS[:1]), vectors[:1], atol=1e-5)
+
+
+def test_unknown_runtime_is_refused_before_loading() -> None:
+    with pytest.raises(EmbedderLoadError, match=r"Unknown embedding runtime 'tensorrt': use one of torch, onnx"):
+        SentenceTransformerEmbedder(runtime="tensorrt")
+
+
+def test_missing_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    with pytest.raises(EmbedderLoadError, match=r"needs openvino: pip install openvino\.$"):
+        SentenceTransformerEmbedder(runtime="openvino")
+
+
+def test_exported_runtimes_run_on_the_cpu() -> None:
+    with pytest.raises(EmbedderLoadError, match="runs on the CPU"):
+        runtimes.check_runtime("onnx", "cuda")
