@@ -21,7 +21,7 @@ RUN useradd --create-home --uid 10001 ragbot \
     && mkdir -p /models /app/data/spool \
     && chown -R ragbot:ragbot /models /app/data
 USER ragbot
-ENV HF_HOME=/models
+ENV HF_HOME=/models XDG_CACHE_HOME=/models/cache
 EXPOSE 8000
 # The Slack bot without the admin app; docker-compose.yml runs the admin app, the reranker and ingest from this
 # image with their own commands.

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     embed_api_key: str | None = Field(None, description="Bearer token for EMBED_URL.")
     embed_timeout: float = Field(30.0, gt=0, description="Seconds before an EMBED_URL request gives up.")
     embed_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Embedding device: auto, cpu or cuda.")
+    embed_runtime: Literal["auto", "torch", "onnx", "onnx-int8", "openvino"] = Field(
+        "auto",
+        description="What runs a sentence-transformers model: auto (OpenVINO for the bundled model on the CPU, "
+        "several times torch's speed; torch on a GPU), torch, onnx, onnx-int8 or openvino (exported once into "
+        "~/.cache/ragbot).",
+    )
     embed_languages: str = Field(
         "auto",
         description="Languages the primary embedder is trusted in for hybrid fusion: auto (known English-only "

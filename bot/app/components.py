@@ -182,6 +182,7 @@ class Components:
             api_key=s.embed_api_key,
             timeout=s.embed_timeout,
             loaded=provided,
+            runtime=s.embed_runtime,
         )
 
     @cached_property

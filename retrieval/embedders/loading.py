@@ -50,9 +50,11 @@ def load_embedders(
     api_key: str | None = None,
     timeout: float = 30.0,
     loaded: Sequence[Embedder] = (),
+    runtime: str = "auto",
 ) -> list[Embedder]:
     """The configured embedders, loaded; the first is the primary one (its vector is the collection's `dense`).
-    An embedder in `loaded` is reused for the model of its name instead of being loaded again."""
+    An embedder in `loaded` is reused for the model of its name instead of being loaded again. `runtime` is what
+    runs sentence-transformers models (see `retrieval.embedders.runtimes`)."""
     try:
         chosen = embedder_models(models, backends, url)
     except ValueError as exc:
@@ -69,5 +71,6 @@ def load_embedders(
 
             embedders.append(RemoteEmbedder(name, url or "", api_key=api_key, timeout=timeout))
         else:
-            embedders.append(SentenceTransformerEmbedder("" if name == BUNDLED_MODEL_NAME else name, device=device))
+            model = "" if name == BUNDLED_MODEL_NAME else name
+            embedders.append(SentenceTransformerEmbedder(model, device=device, runtime=runtime))
     return embedders

@@ -55,22 +55,22 @@ def _resolve_device(device: str) -> str | None:
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model in this process; `max_tokens` is its `max_seq_length`.
 
-    `runtime` runs its transformer on torch (default), "onnx", "onnx-int8" (dynamic int8 quantisation) or
-    "openvino", on the CPU: the model is exported once into `cache_dir` (default
-    ~/.cache/ragbot/embedders/<model>-<runtime>/) and loaded from there afterwards; tokenizer, pooling and
-    normalisation stay sentence-transformers' own. `name` stays the model's whatever the runtime, so a collection
-    built on one runtime is searched with another; the vectors differ slightly between runtimes (cosine > 0.99
-    for fp32 ONNX and OpenVINO, somewhat lower for int8), so rankings may differ at the margin.
+    `runtime` runs its transformer on torch, "onnx", "onnx-int8" (dynamic int8 quantisation) or "openvino", on
+    the CPU; "auto" (default) is OpenVINO for the bundled model on the CPU, else torch. An exported runtime is
+    written once into `cache_dir` (default ~/.cache/ragbot/embedders/<model>-<runtime>/) and loaded from there;
+    tokenizer, pooling and normalisation stay sentence-transformers' own. `name` stays the model's whatever the
+    runtime, so a collection built on one runtime is searched with another; the vectors differ slightly between
+    runtimes (cosine > 0.99 for fp32 ONNX and OpenVINO, somewhat lower for int8): rankings may move at the margin.
     """
 
     def __init__(
-        self, model: str = "", device: str = "auto", runtime: str = "torch", cache_dir: str | Path | None = None
+        self, model: str = "", device: str = "auto", runtime: str = "auto", cache_dir: str | Path | None = None
     ) -> None:
         self.name = model or BUNDLED_MODEL_NAME
-        self.runtime = runtime
-        from retrieval.embedders.runtimes import check_runtime
+        from retrieval.embedders.runtimes import check_runtime, resolve_runtime
 
         check_runtime(runtime, device)  # before the slow load: an unknown runtime or missing package fails now
+        chosen_runtime = resolve_runtime(runtime, device, bundled=not model)
         try:  # a hub id: its folder in the local cache, or one short check that the hub answers
             location = resolve(model) if model else _bundled_model_path()
         except ModelNotAvailable as exc:
@@ -79,7 +79,7 @@ class SentenceTransformerEmbedder(Embedder):
                 "on a machine with internet (copy the folder here and set EMBED_MODEL=/path/to/it), or leave "
                 "EMBED_MODEL empty for the bundled all-MiniLM-L6-v2."
             ) from exc
-        chosen = _resolve_device(device) if runtime == "torch" else "cpu"  # exported runtimes run on the CPU
+        chosen = _resolve_device(device) if chosen_runtime == "torch" else "cpu"  # exported runtimes: the CPU
         try:
             from sentence_transformers import SentenceTransformer
 
@@ -100,10 +100,17 @@ class SentenceTransformerEmbedder(Embedder):
         limit = getattr(model, "max_seq_length", None)
         self.max_tokens = int(limit) if limit else None
         self._tokenizer = getattr(model, "tokenizer", None)
-        if runtime != "torch":
+        self.runtime = "torch"
+        if chosen_runtime != "torch":
             from retrieval.embedders.runtimes import use_runtime
 
-            self.cache_dir = use_runtime(model, runtime, self.name, cache_dir)
+            try:
+                self.cache_dir = use_runtime(model, chosen_runtime, self.name, cache_dir)
+                self.runtime = chosen_runtime
+            except EmbedderLoadError as exc:
+                if runtime != "auto":
+                    raise
+                log.warning("%s; embedding on torch instead (slower)", exc)
 
     def count_tokens(self, text: str) -> int:
         if self._tokenizer is None:
