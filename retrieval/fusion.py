@@ -1,18 +1,20 @@
-"""Which fusion a hybrid query uses: one leg leads, the other refines, and the question's language decides.
+"""Which fusion a hybrid query uses: the question's language decides which legs lead and which refine.
 
-Equal-weight fusion lets a weak leg drag a strong one down (with the English-only bundled embedder, Chinese
-questions fuse below BM25 alone). So hybrid uses Qdrant's weighted RRF with k=2: the leading leg at weight 1, the
-other at 0.2, which in Qdrant's formula (1 / (k - 1 + rank / weight)) lets the second leg reorder near-ties and lift
-documents both legs rank high without outvoting the leader. The dense leg leads for questions in a language the
-embedder is trusted in (EMBED_LANGUAGES); elsewhere the lexical leg leads. Chosen by `bench/retrieval_eval.py` from
-a sweep of RRF k, weights and DBSF; the figures are in the README's "Retrieval" section.
+Equal-weight fusion lets a weak leg drag a strong one down (with the English-only MiniLM, Chinese questions fuse
+below BM25 alone). So hybrid uses Qdrant's weighted RRF (1 / (k - 1 + rank / weight) per leg): per language, the
+legs that are strong there lead at weight 1 and the others refine at a small weight, which lets them reorder
+near-ties and lift documents several legs rank high without outvoting the leader; a leg weighted 0 is left out.
+A dense leg counts as strong in the languages its embedder is trusted in (EMBED_LANGUAGES for the primary one).
+With the bundled pair: English questions are led by MiniLM, Chinese ones by BM25 with the multilingual USE beside
+it. Chosen by `bench/retrieval_eval.py --sweep` (RRF k, weights, DBSF); the figures are in the README's
+"Retrieval" section.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from retrieval.index import Fusion
 from retrieval.lexical import script_language
@@ -28,39 +30,53 @@ _ENGLISH_ONLY = re.compile(
 )
 
 RRF_K = 2
-DENSE_LEADS = (1.0, 0.2)  # (dense, lexical) weights with one embedder
-LEXICAL_LEADS = (0.2, 1.0)
+
+
+@dataclass(frozen=True)
+class LegWeights:
+    """How the questions of one language weigh the legs, by whether each dense leg's model is trusted in that
+    language: the first trusted dense leg leads, further trusted ones and the lexical leg follow at their weights,
+    and where no embedder is trusted the lexical leg leads. A weight of 0 leaves that leg out of the query (and
+    its model need not embed the question)."""
+
+    k: int = RRF_K
+    lead: float = 1.0  # the first dense leg trusted in the language
+    second: float = 0.2  # further trusted dense legs
+    untrusted: float = 0.2  # dense legs not trusted in the language
+    lexical: float = 0.2  # the lexical leg beside a trusted dense leg
+    lexical_alone: float = 1.0  # the lexical leg when no dense leg is trusted
+
+    def fusion(self, trusted: Sequence[bool]) -> Fusion:
+        """Weights for (dense legs in the collection's order..., lexical)."""
+        weights: list[float] = []
+        led = False
+        for known in trusted:
+            weights.append((self.second if led else self.lead) if known else self.untrusted)
+            led = led or known
+        weights.append(self.lexical if led else self.lexical_alone)
+        return Fusion("rrf", k=self.k, weights=tuple(weights))
 
 
 @dataclass(frozen=True)
 class FusionPolicy:
-    """The weights of a hybrid query's legs, by whether each dense leg's model is trusted in the question's
-    language: the first trusted dense leg leads, further trusted ones and the lexical leg refine, and where no
-    embedder is trusted the lexical leg leads. A weight of 0 leaves that leg out of the query (and its model
-    need not embed the question)."""
+    """Leg weights per question language (`script_language`); other languages take `LegWeights()`."""
 
-    k: int = RRF_K
-    lead: float = 1.0  # the first dense leg trusted in the question's language
-    second: float = 0.2  # further trusted dense legs
-    untrusted: float = 0.2  # dense legs not trusted in that language
-    lexical_refine: float = 0.2  # the lexical leg beside a leading dense leg
-    lexical_lead: float = 1.0  # the lexical leg when no dense leg is trusted
+    by_language: Mapping[str, LegWeights] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
     def fusion(self, query: str, leg_languages: Sequence[frozenset[str]]) -> Fusion:
-        """Weights for (dense legs in the collection's order..., lexical)."""
         language = script_language(query)
-        weights: list[float] = []
-        led = False
-        for languages in leg_languages:
-            if language in languages:
-                weights.append(self.second if led else self.lead)
-                led = True
-            else:
-                weights.append(self.untrusted)
-        weights.append(self.lexical_refine if led else self.lexical_lead)
-        return Fusion("rrf", k=self.k, weights=tuple(weights))
+        weights = self.by_language.get(language, LegWeights())
+        return weights.fusion([language in languages for languages in leg_languages])
 
 
+# English: the embedder leads and the others refine (MiniLM is far ahead of BM25 and USE on English). Chinese: BM25
+# over words is the strongest single leg, so it leads, the multilingual embedder (USE) follows at half weight in a
+# flatter RRF (k=10), and the English-only MiniLM is left out. Tuned for the bundled pair by
+# `bench/retrieval_eval.py --sweep` (README, "Retrieval"); rerun it for other models.
+DEFAULT_WEIGHTS: dict[str, LegWeights] = {
+    "english": LegWeights(k=2, lead=1.0, second=0.1, untrusted=0.2, lexical=0.1),
+    "chinese": LegWeights(k=10, lead=0.5, second=0.5, untrusted=0.0, lexical=1.0),
+}
 DEFAULT_POLICY = FusionPolicy()
 
 

@@ -11,8 +11,10 @@ from retrieval.embedders.universal_encoder import BUNDLED_USE_NAME, USE_NAMES, U
 from retrieval.errors import EmbedderLoadError
 
 EMBED_BACKENDS = ("auto", "sentence-transformers", "use", "openai")
-# What an empty EMBED_MODEL means: the bundled models, each a dense vector of the collection.
-DEFAULT_EMBED_MODELS: tuple[str, ...] = (BUNDLED_MODEL_NAME,)
+# What an empty EMBED_MODEL means: the bundled models, each a dense vector of the collection. MiniLM leads English
+# questions, the multilingual USE and BM25 lead Chinese ones (retrieval/fusion.py): bench/retrieval_eval.py measured
+# this pair best in both languages (README, "Retrieval").
+DEFAULT_EMBED_MODELS: tuple[str, ...] = (BUNDLED_MODEL_NAME, BUNDLED_USE_NAME)
 
 
 def embedder_models(models: str, backends: str = "auto", url: str | None = None) -> list[tuple[str, str]]:

@@ -115,7 +115,8 @@ class SentenceTransformerEmbedder(Embedder):
     def count_tokens(self, text: str) -> int:
         if self._tokenizer is None:
             return super().count_tokens(text)
-        return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        # verbose=False: counting a text longer than the model reads is the point, not a mistake to warn about
+        return len(self._tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Embed passages; rows are unit vectors."""

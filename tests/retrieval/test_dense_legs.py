@@ -16,7 +16,7 @@ import pytest
 from retrieval import Retriever, UniversalSentenceEncoder, ingest_path
 from retrieval.embedders import Embedder
 from retrieval.errors import CollectionMismatchError
-from retrieval.fusion import ALL_LANGUAGES, FusionPolicy
+from retrieval.fusion import ALL_LANGUAGES, FusionPolicy, LegWeights
 from retrieval.index import DenseVector, Fusion, IndexPoint, SearchRequest, point_id
 from retrieval.lexical import LEXICAL_MODEL, SparseVector
 
@@ -138,7 +138,7 @@ def test_ingest_stores_a_vector_per_embedder_and_search_leads_with_the_one_that_
     assert info.embed_model == embedder.name and info.dimension == 384
     assert info.extra_vectors == (DenseVector("dense2", 512, use.name),)
 
-    retriever = Retriever(index, [minilm, multilingual], policy=FusionPolicy(untrusted=0.0))
+    retriever = Retriever(index, [minilm, multilingual])  # the default policy
     assert retriever.leg_languages == [frozenset({"english"}), ALL_LANGUAGES]
     chinese = retriever.search("开发票需要什么信息？", "kb", 5)
     assert minilm.queries == 0 and multilingual.queries == 1  # the English-only model was not asked
@@ -166,8 +166,13 @@ def test_a_different_set_of_embedders_is_refused_with_the_rebuild_command(index,
 
 def test_the_policy_weighs_legs_by_the_question_language() -> None:
     english_only, everything = frozenset({"english"}), ALL_LANGUAGES
-    policy = FusionPolicy(k=2, lead=1.0, second=0.5, untrusted=0.0, lexical_refine=0.2, lexical_lead=1.0)
+    same = LegWeights(k=2, lead=1.0, second=0.5, untrusted=0.0, lexical=0.2, lexical_alone=1.0)
+    policy = FusionPolicy({"english": same, "chinese": same})
     assert policy.fusion("How do I reset a password?", [english_only, everything]).weights == (1.0, 0.5, 0.2)
     assert policy.fusion("如何重置密码？", [english_only, everything]).weights == (0.0, 1.0, 0.2)
     assert policy.fusion("如何重置密码？", [english_only]).weights == (0.0, 1.0)  # no model knows it: BM25 leads
     assert policy.fusion("如何重置密码？", [everything, english_only]).weights == (1.0, 0.0, 0.2)
+    # the default: per-language weights (BM25 leads Chinese beside USE at half weight, a flatter k)
+    default = FusionPolicy()
+    assert default.fusion("如何重置密码？", [english_only, everything]) == Fusion("rrf", 10, (0.0, 0.5, 1.0))
+    assert default.fusion("How do I reset a password?", [english_only, everything]) == Fusion("rrf", 2, (1, 0.1, 0.1))

@@ -19,7 +19,7 @@ import pytest
 from retrieval import Retriever, ingest_path
 from retrieval.edge_index import EdgeIndex
 from retrieval.errors import LegacyCollectionError
-from retrieval.fusion import DENSE_LEADS, LEXICAL_LEADS, RRF_K
+from retrieval.fusion import DEFAULT_WEIGHTS, RRF_K
 from retrieval.index import Fusion, IndexPoint, SearchRequest, point_id
 from retrieval.lexical import LEXICAL_MODEL, SparseVector
 from retrieval.server_index import QdrantServerIndex
@@ -130,6 +130,10 @@ def test_weighted_rrf_changes_the_order_as_qdrant_computes_it(hand) -> None:
     # equal weights are plain RRF
     plain = hand.query("hand", hybrid(Fusion("rrf", k=60, weights=(1.0, 1.0))))
     assert names(plain) == order(rrf_by_hand(60))
+
+
+DENSE_LEADS = (1.0, 0.2)  # (dense, lexical): one leg leads, the other refines
+LEXICAL_LEADS = (0.2, 1.0)
 
 
 def test_the_default_fusions_let_the_leading_leg_decide(hand) -> None:
@@ -262,11 +266,13 @@ def test_retriever_reports_both_legs_and_picks_fusion_by_language(index, embedde
     retriever.search("Which plans have SAML?", "kb", 5)
     retriever.search("发票需要盖什么章？", "kb", 5)
     retriever.search("发票需要盖什么章？", "kb", 5, fusion=Fusion("dbsf"))
+    english, chinese = DEFAULT_WEIGHTS["english"], DEFAULT_WEIGHTS["chinese"]
     assert [r.fusion for r in sent] == [
-        Fusion("rrf", RRF_K, DENSE_LEADS),  # the bundled embedder knows English: dense leads
-        Fusion("rrf", RRF_K, LEXICAL_LEADS),  # ...but not Chinese: lexical leads
+        Fusion("rrf", english.k, (english.lead, english.lexical)),  # MiniLM knows English: dense leads
+        Fusion("rrf", chinese.k, (chinese.lexical_alone,)),  # ...but not Chinese: BM25 alone (MiniLM weighs 0)
         Fusion("dbsf"),
     ]
+    assert sent[1].dense is None  # a leg weighed 0 is not embedded
     assert all(r.mode == "hybrid" and r.explain for r in sent)
 
 
