@@ -26,12 +26,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from retrieval_eval import ROOT, CachedEmbedder, eval_sets
+from retrieval_eval import ROOT, cached_embedders, eval_sets
 
 from bot.answering.relevance import RelevanceFloors, dense_similarity, term_match
 from bot.cli.demo import DEMO_QUESTIONS
 from evaluation.dataset import load_eval_set
-from retrieval import Retriever, SentenceTransformerEmbedder, ingest_path
+from retrieval import Retriever, ingest_path
 from retrieval.edge_index import EdgeIndex
 from retrieval.fusion import embedder_languages
 from retrieval.lexical import script_language
@@ -124,15 +124,16 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print every question's signal and score")
     args = parser.parse_args()
 
-    embedder = CachedEmbedder(SentenceTransformerEmbedder(), args.data / "embeddings-bundled-minilm.npz")
-    languages = embedder_languages(embedder.name)
+    embedders = cached_embedders("", args.data)  # the default embedders, as a ragbot process loads them
+    languages = embedder_languages(embedders[0].name)
     rows: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="ragbot-notfound-") as tmp:
         index = EdgeIndex(Path(tmp))
-        retriever = Retriever(index, embedder, dense_languages=languages)
+        retriever = Retriever(index, embedders, dense_languages=languages)
         for eval_set in [s for s in eval_sets(args.data) if not args.sets or s.name in args.sets]:
-            ingest_path(eval_set.docs, index, embedder, eval_set.name)
-            embedder.save()
+            ingest_path(eval_set.docs, index, embedders, eval_set.name)
+            for embedder in embedders:
+                embedder.save()
             questions = [item.question for item in load_eval_set(eval_set.questions)]
             if eval_set.name == "sample-kb":
                 questions += [q for q in DEMO_QUESTIONS if q not in questions]
