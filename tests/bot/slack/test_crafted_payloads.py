@@ -200,7 +200,7 @@ def test_a_documents_mentions_and_links_stay_text_in_the_answer(slack, fake_slac
         encoding="utf-8",
     )
     parts = slack.parts
-    summary = ingest_path(docs, parts.index, parts.embedder, parts.settings.ragbot_collection)
+    summary = ingest_path(docs, parts.index, parts.embedders, parts.settings.ragbot_collection)
     assert summary.added and not summary.failed
 
     slack.event(mention("What is the zorblax escalation policy?"))
