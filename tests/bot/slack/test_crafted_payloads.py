@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 import store
-from tests.bot.slack.conftest import mention
+from tests.bot.slack.conftest import mention, running_service
 from tests.bot.slack.test_slack_scenarios import _answered, ranking_logs
 
 IGNORED = "Ignored a Slack payload"
@@ -186,9 +187,19 @@ def test_crafted_events_and_commands_are_acked_and_ignored(slack, fake_slack, ca
         assert session.scalars(select(store.AnswerJob)).all() == []
 
 
-def test_a_documents_mentions_and_links_stay_text_in_the_answer(slack, fake_slack, tmp_path) -> None:
+@pytest.fixture
+def slack_in_retrieval_order(env, monkeypatch: pytest.MonkeyPatch, fake_slack, embedder) -> Iterator[Any]:
+    """The Slack service with its reranker unreachable (a closed port), so answers quote passages in retrieval
+    order: the test's random-weight reranker would pick any of them."""
+    monkeypatch.setenv("RERANK_URL", "http://127.0.0.1:9")
+    with running_service(monkeypatch, fake_slack, embedder) as server:
+        yield server
+
+
+def test_a_documents_mentions_and_links_stay_text_in_the_answer(slack_in_retrieval_order, fake_slack, tmp_path) -> None:
     """A document that says `<!channel>` and hides a link behind friendly words: the extractive answer quotes it,
     and neither the blocks nor the `text` fallback (what notifications show) carry a live mention or link."""
+    slack = slack_in_retrieval_order
     from retrieval import ingest_path
 
     docs = tmp_path / "hostile"
