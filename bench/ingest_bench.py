@@ -6,11 +6,12 @@ Sets: `sample-kb` (the bundled sample knowledge base), and `debian-faq-en` / `de
 `bench/data/debian-faq-en/docs` exists (built by `bench/faq_sets.py`, see bench/retrieval_eval.py).
 
 Two figures per backend and set:
-- encode chunks/s: the chunks of the set (the first `--limit`), embedded as `ragbot ingest` does (one file at a
-  time, `BATCH_CHUNKS` chunks per encode call) and as one stream sorted by length across files (batches of the
-  same size): sentence-transformers sorts by length only inside one encode call, so per-file batches pad short
-  chunks to the length of long ones. Backends are interleaved and each figure is the median of `--repeats`
-  runs, so a load from other processes on the machine hits all backends alike.
+- encode chunks/s: the chunks of the set (the first `--limit`), embedded one file at a time
+  (`BATCH_CHUNKS` chunks per encode call, as `ragbot ingest` did before it gathered small files into full
+  batches) and as one stream sorted by length across files (batches of the same size): sentence-transformers
+  sorts by length only inside one encode call, so per-file batches pad short chunks to the length of long ones.
+  Backends are interleaved and each figure is the median of `--repeats` runs, so a load from other processes on
+  the machine hits all backends alike.
 - hit@5 (and the whole ingest's chunks/s, one run): the whole set ingested into a temporary Qdrant Edge store,
   then dense-only search for each question of the set.
 

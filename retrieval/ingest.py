@@ -4,7 +4,8 @@ Each file is stored with a hash of its bytes and the chunking settings: unchange
 changed files are re-chunked and overwritten in place (point ids come from path + chunk position),
 and files that disappeared from the folder have their chunks removed.
 
-A file is chunked, embedded and written a batch at a time, so memory follows the batch, not the file. Its
+A big file is chunked, embedded and written a batch at a time, so memory follows the batch, not the file; small
+files are gathered until their chunks fill a batch, embedded together, then written one by one. A file's
 chunk 0 is the commit mark: written first with an empty file hash and stamped with the real one after the
 rest of the file, so a file cut off half-way (Ctrl-C, a crash) never reads as unchanged on the next run.
 """
@@ -18,8 +19,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from retrieval.chunking import CHUNKER_VERSION, iter_chunks
-from retrieval.documents import Chunk
+from retrieval.documents import Chunk, LoadedDocument
 from retrieval.embedders import Embedder
 from retrieval.errors import DocumentLoadError, RetrievalError
 from retrieval.index import Index, IndexPoint, dense_vector_name, dense_vectors, point_id
@@ -151,8 +154,9 @@ def ingest_path(
     """`rebuild` drops the collection first (after a model change, or for a collection made before the lexical
     leg); without it such a collection is refused with a message that says so. Files over `max_file_mb`
     (None: no limit) are not read and are listed in `too_large`; chunks of an earlier version stay.
-    `chunk_progress` hears about each batch of `batch_chunks` written. Ctrl-C raises `IngestInterrupted` once
-    the files already done are written out; the file cut off is redone by the next run. Several embedders
+    `chunk_progress` hears about each batch of a file's chunks written (a small file's all at once). Ctrl-C
+    raises `IngestInterrupted` once the files already done are written out; the files not done (the one cut
+    off, those gathered but not written yet) are redone by the next run. Several embedders
     (the first is the primary one) give each chunk one dense vector each."""
     started = time.perf_counter()
     root = root.resolve()
@@ -170,18 +174,13 @@ def ingest_path(
     )
     known = index.file_hashes(collection)
     writer = _FileWriter(index, embedders, lexical, collection, chunk_tokens, overlap_tokens, batch_chunks)
+    line = _Line(writer, known, summary, max_file_mb, progress, chunk_progress)
 
-    key: str | None = None
     try:
         for path in files:
-            key = path.as_posix()
-            outcome = _ingest_one(path, key, known, writer, summary, max_file_mb, chunk_progress)
-            {"added": summary.added, "updated": summary.updated, "unchanged": summary.unchanged}.get(
-                outcome, []
-            ).append(key)
-            key = None
-            if progress:
-                progress(path.as_posix(), outcome)
+            line.take(path)
+        line.flush()
+        line.current = None
 
         present = {path.as_posix() for path in files}
         scope = root.as_posix() if root.is_dir() else None
@@ -190,7 +189,7 @@ def ingest_path(
                 index.delete_file(collection, gone)
                 summary.removed.append(gone)
     except KeyboardInterrupt:
-        summary.interrupted = key
+        summary.interrupted = key = line.current
         if summary.chunks or summary.removed or key:
             index.finish_writes(collection)
         summary.seconds = time.perf_counter() - started
@@ -202,31 +201,139 @@ def ingest_path(
     return summary
 
 
-def _ingest_one(
-    path: Path,
-    key: str,
-    known: dict[str, str],
-    writer: _FileWriter,
-    summary: IngestSummary,
-    max_file_mb: float | None,
-    chunk_progress: ChunkProgress | None,
-) -> str:
-    """Index one file (or pass over it) and say how it went: added/updated/unchanged/failed/too large."""
-    try:
-        size = path.stat().st_size
-        if max_file_mb is not None and size > max_file_mb * BYTES_PER_MB:
-            summary.too_large[key] = size
-            return "too large"
-        digest = file_hash(path, writer.chunk_tokens, writer.overlap_tokens)
-        if known.get(key) == digest:
-            return "unchanged"
-        result = writer.write(path, key, digest, chunk_progress)
-    except (DocumentLoadError, OSError) as exc:
-        summary.failed[key] = str(exc) if isinstance(exc, DocumentLoadError) else f"cannot read: {exc}"
-        return "failed"
-    summary.yields[key] = result
-    summary.chunks += result.chunks
-    return "updated" if known.get(key) else "added"  # "" is a file cut off mid-write: no whole version was there
+@dataclass
+class _Turn:
+    """One file in discovery order, waiting to be reported until the files gathered before it are written. A file
+    gathered into the batch holds its chunks (and its outcome, added or updated, comes when it is written)."""
+
+    path: Path
+    key: str
+    outcome: str = ""  # unchanged/failed/too large, known when the file is looked at
+    reason: str = ""  # why it failed
+    size: int = 0
+    digest: str = ""
+    chunks: list[Chunk] | None = None  # gathered: the file's chunks, all of them
+    result: FileYield | None = None
+
+
+@dataclass
+class _Line:
+    """Files in discovery order. Small changed files are loaded and chunked until their chunks fill a batch of
+    `batch_chunks`, then embedded together (one encode call per embedder: sentence-transformers sorts by length
+    only inside one call, so a batch of many files pads far less than a handful of chunks at a time) and written
+    file by file, each with `_FileWriter`'s commit protocol. A file with more chunks than the room left streams on
+    its own, after the gathered ones. Outcomes are reported in discovery order, so an unchanged or failed file
+    waits behind the gathered files before it; a gathered file not written when Ctrl-C comes is simply not done."""
+
+    writer: _FileWriter
+    known: dict[str, str]
+    summary: IngestSummary
+    max_file_mb: float | None
+    progress: Progress | None
+    chunk_progress: ChunkProgress | None
+    waiting: list[_Turn] = field(default_factory=list)
+    room: int = 0
+    current: str | None = None  # the file being read or written, named if Ctrl-C comes
+
+    def __post_init__(self) -> None:
+        self.room = self.writer.batch_chunks
+
+    def take(self, path: Path) -> None:
+        turn = _Turn(path, path.as_posix())
+        self.current = turn.key
+        document, head = None, []
+        try:
+            turn.size = path.stat().st_size
+            if self.max_file_mb is not None and turn.size > self.max_file_mb * BYTES_PER_MB:
+                turn.outcome = "too large"
+            else:
+                turn.digest = file_hash(path, self.writer.chunk_tokens, self.writer.overlap_tokens)
+                if self.known.get(turn.key) == turn.digest:
+                    turn.outcome = "unchanged"
+                else:
+                    document = self.writer.read(path, turn.key)
+                    # Enough chunks to tell whether the file fits a batch, not all of a big file's chunks.
+                    head = list(itertools.islice(self.writer.chunks(document), self.writer.batch_chunks + 1))
+        except (DocumentLoadError, OSError) as exc:
+            document, turn.outcome, turn.reason = None, "failed", _reason(exc)
+        if document is not None:
+            if len(head) > self.room:
+                self.flush()
+                self.current = turn.key
+            if len(head) > self.writer.batch_chunks:
+                del head
+                self._stream(turn, document)
+                return
+            turn.chunks = head
+            turn.result = _yield(document, turn.size, len(head))
+            self.room -= len(head)
+        self.waiting.append(turn)
+        if not self.room or not any(waiting.chunks is not None for waiting in self.waiting):
+            self.flush()
+
+    def flush(self) -> None:
+        """Embed the gathered files in one go, then write and report the waiting files in order."""
+        gathered = [turn for turn in self.waiting if turn.chunks is not None]
+        if gathered:
+            self.current = gathered[0].key  # the embedding is the first step of writing each of them
+        vectors = self.writer.embed([chunk for turn in gathered for chunk in turn.chunks or []])
+        start = 0
+        while self.waiting:
+            turn = self.waiting[0]
+            if turn.chunks is not None:
+                self.current = turn.key
+                count = len(turn.chunks)
+                rows = [embedded[start : start + count] for embedded in vectors]
+                start += count
+                try:
+                    points = self.writer.points(turn.chunks, turn.key, turn.digest, rows) if count else []
+                    self.writer.commit(turn.key, [points], count, self.chunk_progress)
+                except OSError as exc:
+                    turn.outcome, turn.reason = "failed", _reason(exc)
+            self.waiting.pop(0)
+            self._report(turn)
+        self.room = self.writer.batch_chunks
+
+    def _stream(self, turn: _Turn, document: LoadedDocument) -> None:
+        """A file too big for a batch: chunked, embedded and written a batch at a time, as it comes."""
+        try:
+            turn.result = self.writer.write(turn.key, turn.digest, document, turn.size, self.chunk_progress)
+        except (DocumentLoadError, OSError) as exc:
+            turn.outcome, turn.reason = "failed", _reason(exc)
+        self._report(turn)
+
+    def _report(self, turn: _Turn) -> None:
+        summary, key = self.summary, turn.key
+        if turn.outcome == "failed":
+            summary.failed[key] = turn.reason
+        elif turn.outcome == "too large":
+            summary.too_large[key] = turn.size
+        elif turn.outcome == "unchanged":
+            summary.unchanged.append(key)
+        else:
+            assert turn.result is not None
+            summary.yields[key] = turn.result
+            summary.chunks += turn.result.chunks
+            # "" is a file cut off mid-write: no whole version was there
+            turn.outcome = "updated" if self.known.get(key) else "added"
+            (summary.updated if turn.outcome == "updated" else summary.added).append(key)
+        if self.progress:
+            self.progress(key, turn.outcome)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, DocumentLoadError) else f"cannot read: {exc}"
+
+
+def _yield(document: LoadedDocument, file_bytes: int, chunks: int) -> FileYield:
+    return FileYield(
+        chars=document.text_chars(),
+        source_chars=document.source_chars,
+        file_bytes=file_bytes,
+        chunks=chunks,
+        warnings=document.warnings,
+        encoding=document.encoding,
+    )
 
 
 def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
@@ -237,7 +344,8 @@ def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
 
 @dataclass
 class _FileWriter:
-    """Writes one file's chunks into the collection, a batch at a time."""
+    """Writes files' chunks into the collection: one file a batch at a time, or a batch of several files' chunks
+    embedded together and then written file by file."""
 
     index: Index
     embedders: Sequence[Embedder]  # the first is the primary one
@@ -247,50 +355,67 @@ class _FileWriter:
     overlap_tokens: int
     batch_chunks: int
 
-    def write(self, path: Path, key: str, digest: str, chunk_progress: ChunkProgress | None) -> FileYield:
-        """Chunk 0 goes in with the first batch carrying an empty file hash, and is stamped with `digest` only
-        after the last batch and the removal of chunks past the new end. `Index.file_hashes` reads chunk 0, so
-        until then the file reads as changed (even if its bytes go back to an earlier version meanwhile), and
-        a run cut off anywhere in between redoes the whole file. Chunks keep being overwritten in place, so
-        the file's earlier chunks stay searchable while it is rewritten."""
+    def read(self, path: Path, key: str) -> LoadedDocument:
         document = load_document(path)
         document.path = key
         if document.source == str(path):
             document.source = key
+        return document
+
+    def chunks(self, document: LoadedDocument) -> Iterator[Chunk]:
+        # every embedder that reads the chunks (the first one primary) bounds them
+        return iter_chunks(document, self.chunk_tokens, self.overlap_tokens, self.embedders)
+
+    def write(
+        self, key: str, digest: str, document: LoadedDocument, file_bytes: int, chunk_progress: ChunkProgress | None
+    ) -> FileYield:
+        """One file, chunked, embedded and written a batch at a time, so memory follows the batch, not the file."""
         # A counting pass first: chunking costs about 1% of embedding, and the total lets progress say how far
         # a big file has come.
-        readers = self.embedders  # every embedder that reads the chunks (the first one primary) bounds them
-        total = sum(1 for _ in iter_chunks(document, self.chunk_tokens, self.overlap_tokens, readers))
+        total = sum(1 for _ in self.chunks(document))
+        batches = _batches(self.chunks(document), self.batch_chunks)
+        points = (self.points(batch, key, digest, self.embed(batch)) for batch in batches)
+        written = self.commit(key, points, total, chunk_progress)
+        return _yield(document, file_bytes, written)
+
+    def commit(
+        self, key: str, batches: Iterable[list[IndexPoint]], total: int, chunk_progress: ChunkProgress | None
+    ) -> int:
+        """Writes one file's points, batch by batch, and says how many. Chunk 0 goes in with the first batch
+        carrying an empty file hash, and is stamped with the file's hash only after the last batch and the removal
+        of chunks past the new end. `Index.file_hashes` reads chunk 0, so until then the file reads as changed
+        (even if its bytes go back to an earlier version meanwhile), and a run cut off anywhere in between redoes
+        the whole file. Chunks keep being overwritten in place, so the file's earlier chunks stay searchable while
+        it is rewritten."""
         head: IndexPoint | None = None
         written = 0
-        for batch in _batches(
-            iter_chunks(document, self.chunk_tokens, self.overlap_tokens, readers), self.batch_chunks
-        ):
-            points = self._points(batch, key, digest)
-            if batch[0].chunk_index == 0:
+        for points in batches:
+            if not points:
+                continue
+            if points[0].payload["chunk_index"] == 0:
                 head = points[0]
                 points[0] = replace(head, payload={**head.payload, "file_hash": ""})
             self.index.upsert(self.collection, points)
-            written += len(batch)
+            written += len(points)
             if chunk_progress:
                 chunk_progress(key, written, total)
         # Overwrite in place first, then drop the chunks past the new end: the file is never missing.
         self.index.delete_file(self.collection, key, from_chunk=written)
         if head is not None:
             self.index.upsert(self.collection, [head])
-        return FileYield(
-            chars=document.text_chars(),
-            source_chars=document.source_chars,
-            file_bytes=path.stat().st_size,
-            chunks=written,
-            warnings=document.warnings,
-            encoding=document.encoding,
-        )
+        return written
 
-    def _points(self, chunks: list[Chunk], key: str, digest: str) -> list[IndexPoint]:
+    def embed(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
+        """One encode call per embedder (the primary one first) over all of `chunks`: rows in their order."""
+        if not chunks:
+            return []
         texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in every leg
-        primary, *others = [embedder.encode(texts) for embedder in self.embedders]
-        sparse = self.lexical.encode_documents(texts)
+        return [np.asarray(embedder.encode(texts)) for embedder in self.embedders]
+
+    def points(self, chunks: list[Chunk], key: str, digest: str, vectors: list[np.ndarray]) -> list[IndexPoint]:
+        """The points of `chunks` of one file, given each embedder's vectors for them (the primary one first)."""
+        primary, *others = vectors
+        sparse = self.lexical.encode_documents(chunk.embedding_text() for chunk in chunks)
         return [
             IndexPoint(
                 id=point_id(key, chunk.chunk_index),

@@ -6,13 +6,17 @@ from __future__ import annotations
 import shutil
 import signal
 import tracemalloc
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.ingest_memory import write_text
 from retrieval import SentenceTransformerEmbedder, ingest_path, open_index
 from retrieval.chunking import chunk_document
+from retrieval.embedders import Embedder
+from retrieval.index import IndexPoint
 from retrieval.ingest import IngestInterrupted, file_hash
 from retrieval.loaders import load_document
 
@@ -186,3 +190,111 @@ def test_memory_follows_the_batch_not_the_file(tiny_embedder, tmp_path: Path) ->
     batched, whole = peak(32), peak(1_000_000)
     assert batched < 4 * size, f"batched peak {batched / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
     assert batched < 0.75 * whole, f"batched {batched / 1e6:.1f} MB, whole file at once {whole / 1e6:.1f} MB"
+
+
+class Counting(Embedder):
+    """Wraps an embedder under its own name, counts its encode calls, and sends KeyboardInterrupt (what Ctrl-C
+    raises) from call number `stop_at`."""
+
+    def __init__(self, inner: Embedder, name: str, stop_at: int = 0) -> None:
+        self.inner, self.name, self.dimension, self.max_tokens = inner, name, inner.dimension, inner.max_tokens
+        self.calls, self.stop_at = 0, stop_at
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return self.inner.encode(texts, batch_size)
+
+
+def write_small_files(docs: Path, count: int) -> list[Path]:
+    """`count` short Markdown pages of 1-4 chunks each (at 60 tokens a chunk; about 2 on average), one page of 100+ chunks among them
+    and a broken PDF: the shape of the Debian FAQ sets, plus a file that streams and one that fails."""
+    docs.mkdir()
+    paths = []
+    for n in range(count):
+        paragraphs = [
+            f"Answer {n}.{p}: " + "the package manager keeps a cache of downloads " * (1 + (n + p) % 5)
+            for p in range(1 + n % 4)
+        ]
+        paths.append(docs / f"{n:02d}.md")
+        paths[-1].write_text(f"# Question {n}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    write_text(big := docs / "10_big.txt", 0.03)
+    (broken := docs / "20_broken.pdf").write_bytes(b"%PDF-1.7 garbage")
+    return sorted([*paths, big, broken])
+
+
+def recorded(index, monkeypatch: pytest.MonkeyPatch) -> dict[str, IndexPoint]:
+    """The points `index` was last given for each id (chunk 0's last write is the one stamped with the hash)."""
+    points: dict[str, IndexPoint] = {}
+    upsert = index.upsert
+
+    def record(collection: str, batch: list[IndexPoint]) -> None:
+        points.update((str(point.id), point) for point in batch)
+        upsert(collection, batch)
+
+    monkeypatch.setattr(index, "upsert", record)
+    return points
+
+
+def test_small_files_are_embedded_together_and_written_as_file_by_file_would(
+    tiny_embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = write_small_files(docs := tmp_path / "docs", 60)
+    first, second = Counting(tiny_embedder, "a"), Counting(tiny_embedder, "b")
+    heard: list[tuple[str, str]] = []
+    with open_index(None, str(tmp_path / "batched")) as index:
+        batched = recorded(index, monkeypatch)
+        summary = ingest_path(
+            docs, index, [first, second], "kb", 60, 10, batch_chunks=32, progress=lambda *seen: heard.append(seen)
+        )
+        assert ingest_path(docs, index, [first, second], "kb", 60, 10).unchanged == [
+            p.as_posix() for p in files if p.suffix != ".pdf"
+        ]
+    alone: dict[str, IndexPoint] = {}
+    with open_index(None, str(tmp_path / "alone")) as index:
+        points = recorded(index, monkeypatch)
+        for path in files:
+            ingest_path(path, index, [Counting(tiny_embedder, "a"), Counting(tiny_embedder, "b")], "kb", 60, 10)
+        alone.update(points)
+
+    # reported in discovery order, the broken file among them, the big one streamed on its own
+    assert [path for path, _ in heard] == [p.as_posix() for p in files]
+    assert summary.failed.keys() == {(docs / "20_broken.pdf").as_posix()}
+    assert summary.added == [p.as_posix() for p in files if p.suffix != ".pdf"]
+    big_chunks = summary.yields[(docs / "10_big.txt").as_posix()].chunks
+    assert big_chunks > 2 * 32 and summary.chunks - big_chunks > len(files)
+    # each encode call takes a batch of several files, not one file's few chunks
+    assert first.calls == second.calls < len(files) / 4
+    # the same points as ingesting each file on its own: payloads equal, vectors equal within 1e-6
+    assert batched.keys() == alone.keys() and len(batched) == summary.chunks
+    for id_, point in batched.items():
+        assert point.payload == alone[id_].payload
+        np.testing.assert_allclose(point.vector, alone[id_].vector, atol=1e-6)
+        assert point.extra_vectors.keys() == alone[id_].extra_vectors.keys() == {"dense2"}
+        np.testing.assert_allclose(point.extra_vectors["dense2"], alone[id_].extra_vectors["dense2"], atol=1e-6)
+
+
+def test_ctrl_c_while_a_batch_of_small_files_is_embedded_leaves_them_to_redo(tiny_embedder, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    files = [p.as_posix() for p in write_small_files(docs, 60) if p.suffix != ".pdf"]
+    with open_index(None, str(tmp_path / "q")) as index:
+        written: list[str] = []
+        with pytest.raises(IngestInterrupted) as stop:
+            stopping = Counting(tiny_embedder, "a", stop_at=8)  # a batch of small files after the big one
+            ingest_path(
+                docs, index, stopping, "kb", 60, 10, batch_chunks=32, chunk_progress=lambda key, *_: written.append(key)
+            )
+
+        summary = stop.value.summary
+        done = summary.added
+        assert done == files[: len(done)] and files.index((docs / "10_big.txt").as_posix()) < len(done)
+        assert summary.interrupted == files[len(done)], "the first file of the batch cut off"
+        assert set(written) == set(done), "no file of the batch cut off was written"
+        assert index.file_hashes("kb").keys() == set(done)
+
+        again = ingest_path(docs, index, Counting(tiny_embedder, "a"), "kb", 60, 10, batch_chunks=32)
+        assert again.unchanged == done and again.added == files[len(done) :]
