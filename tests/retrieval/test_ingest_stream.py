@@ -211,8 +211,9 @@ class Counting(Embedder):
 
 
 def write_small_files(docs: Path, count: int) -> list[Path]:
-    """`count` short Markdown pages of 1-4 chunks each (at 60 tokens a chunk; about 2 on average), one page of 100+ chunks among them
-    and a broken PDF: the shape of the Debian FAQ sets, plus a file that streams and one that fails."""
+    """`count` short Markdown pages of 1-4 chunks each (at 60 tokens a chunk; about 2 on average), one page of 100+
+    chunks among them and a broken PDF: the shape of the Debian FAQ sets, plus a file that streams and one that
+    fails."""
     docs.mkdir()
     paths = []
     for n in range(count):
