@@ -26,6 +26,9 @@ class LoadedDocument:
     # Warnings the parsing libraries raised while loading, reported in the ingest summary instead of printed.
     warnings: list[str] = field(default_factory=list)
     encoding: str = ""  # set when a text file was not UTF-8 and was decoded with a detected encoding
+    # An Office file is a zip of templates, styles and images besides its text: its size says nothing about how
+    # much text it should yield, so only the share of its own text is checked.
+    size_says_nothing: bool = False
 
     def text_chars(self) -> int:
         """How much text the file yielded (what gets chunked)."""

@@ -50,12 +50,15 @@ class FileYield:
     chunks: int
     warnings: list[str] = field(default_factory=list)
     encoding: str = ""  # the legacy encoding a non-UTF-8 text file was read with
+    size_says_nothing: bool = False  # an Office file: only the share of its own text is checked
 
     @property
     def low(self) -> bool:
         """Almost nothing came out of the file compared with its size."""
         if self.source_chars and self.chars < LOW_YIELD_SHARE * self.source_chars:
             return True
+        if self.size_says_nothing:
+            return False
         return self.file_bytes > LOW_YIELD_MIN_BYTES and self.chars < LOW_YIELD_CHARS
 
 
@@ -333,6 +336,7 @@ def _yield(document: LoadedDocument, file_bytes: int, chunks: int) -> FileYield:
         chunks=chunks,
         warnings=document.warnings,
         encoding=document.encoding,
+        size_says_nothing=document.size_says_nothing,
     )
 
 

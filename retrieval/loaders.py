@@ -1,4 +1,5 @@
-"""Loaders that turn .md, .txt, .html and .pdf files into `LoadedDocument`s of heading-scoped text blocks."""
+"""Loaders that turn .md, .txt, .html, .pdf and Office (.docx, .pptx, .xlsx) files into `LoadedDocument`s of
+heading-scoped text blocks."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from retrieval.text import closes_fence, is_prose_line, join_lines, opens_fence,
 # into paragraphs, setext headings).
 LOADER_VERSION = "3"
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx")
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
@@ -116,6 +117,13 @@ def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
 
 def load_markdown(path: Path) -> LoadedDocument:
     raw_text, encoding = _read_text(path)
+    doc = parse_markdown(raw_text, path)
+    doc.encoding = encoding
+    return doc
+
+
+def parse_markdown(raw_text: str, path: Path) -> LoadedDocument:
+    """Markdown text (a file's, or what an Office document converts to) as blocks under their heading path."""
     meta, body = _split_front_matter(raw_text)
     headings: list[str] = []  # heading path; index = level - 1
     blocks: list[Block] = []
@@ -151,7 +159,7 @@ def load_markdown(path: Path) -> LoadedDocument:
             lines.append(line)
     flush()
     doc = _document(path, title, meta.get("url", ""), _drop_title_heading(blocks, title))
-    doc.source_chars, doc.encoding = len(body.strip()), encoding
+    doc.source_chars = len(body.strip())
     return doc
 
 
@@ -412,6 +420,41 @@ def load_pdf(path: Path) -> LoadedDocument:
     return _document(path, title, "", blocks)
 
 
+# Suffix -> (what users call it, markitdown's converter for it). The converter is called directly: markitdown's
+# own dispatch falls back to reading a broken file as plain text, which would index zip bytes as words.
+_OFFICE = {
+    ".docx": ("Word", "DocxConverter"),
+    ".pptx": ("PowerPoint", "PptxConverter"),
+    ".xlsx": ("Excel", "XlsxConverter"),
+}
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)  # markitdown marks slides with <!-- Slide number: N -->
+
+
+@functools.lru_cache(maxsize=len(_OFFICE))
+def _office_converter(name: str) -> Any:
+    from markitdown import converters
+
+    return getattr(converters, name)()
+
+
+def load_office(path: Path) -> LoadedDocument:
+    """Word, PowerPoint and Excel files through markitdown, which writes them as Markdown with their headings,
+    slide titles, sheet names and tables, so the heading-aware chunker sees the structure."""
+    from markitdown import StreamInfo
+
+    suffix = path.suffix.lower()
+    kind, converter = _OFFICE[suffix]
+    info = StreamInfo(extension=suffix, filename=path.name, local_path=str(path))
+    with path.open("rb") as stream:
+        try:
+            markdown = _office_converter(converter).convert(stream, info).markdown
+        except Exception as exc:  # a converter raises whatever its parsing library raises
+            raise DocumentLoadError(f"not a readable {kind} file ({first_line(exc)})") from exc
+    doc = parse_markdown(_HTML_COMMENT.sub("", markdown or ""), path)
+    doc.size_says_nothing = True
+    return doc
+
+
 def _document(path: Path, title: str, url: str, blocks: list[Block]) -> LoadedDocument:
     return LoadedDocument(
         path=str(path),
@@ -428,4 +471,7 @@ _LOADERS: dict[str, Callable[[Path], LoadedDocument]] = {
     ".html": load_html,
     ".htm": load_html,
     ".pdf": load_pdf,
+    ".docx": load_office,
+    ".pptx": load_office,
+    ".xlsx": load_office,
 }

@@ -233,12 +233,15 @@ def _joins(previous: str, line: str) -> bool:
 
 
 def prose_units(text: str) -> list[tuple[str, bool]]:
-    """The paragraphs and list items of a passage, hard-wrapped lines joined: (text, is a list item). Code blocks,
-    tables, HTML and headings are left out; they do not read as sentences."""
+    """The paragraphs and list items of a passage, hard-wrapped lines joined: (text, is a list item). A Markdown
+    table's rows read as items ("Plan: Scale; Seats: 250"), each cell under its column's header, since a price
+    list or a limits table is often the answer. Code blocks, HTML and headings are left out; they do not read as
+    sentences."""
     units: list[tuple[str, bool]] = []
     current: str | None = None
     is_item = False
     in_code = False
+    header: list[str] | None = None  # the current table's first row
 
     def close() -> None:
         nonlocal current
@@ -252,6 +255,16 @@ def prose_units(text: str) -> list[tuple[str, bool]]:
             close()
             in_code = not in_code
             continue
+        row = None if in_code else _TABLE_ROW.match(line)
+        if row:
+            close()
+            cells = [cell.strip() for cell in row.group(1).split("|")]
+            if header is None:
+                header = cells
+            elif not _TABLE_RULE.match(line) and any(cells):
+                units.append((_table_row(header, cells), True))
+            continue
+        header = None
         if in_code or not stripped or _MARKUP_LINE.match(line) or _HEADING.match(line):
             close()
             continue
@@ -265,6 +278,16 @@ def prose_units(text: str) -> list[tuple[str, bool]]:
             current, is_item = stripped, False
     close()
     return units
+
+
+_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|(\s*:?-{3,}:?\s*\|)+\s*$")
+
+
+def _table_row(header: list[str], cells: list[str]) -> str:
+    """One table row as text: "Column: value; ..." where the header names the column, else the values alone."""
+    named = [f"{name}: {cell}" if name else cell for name, cell in zip(header, cells, strict=False) if cell]
+    return "; ".join(named or cells)
 
 
 def answer_sentences(text: str) -> list[str]:

@@ -125,7 +125,7 @@ def ingest(
         name = collection or parts.settings.ragbot_collection
         total = len(discover_files(path.resolve()))
         if total == 0:
-            raise RetrievalError(f"No .md, .txt, .html or .pdf files found in {path}")
+            raise RetrievalError(f"No {', '.join(SUPPORTED_SUFFIXES)} files found in {path}")
         if name == parts.settings.ragbot_collection:
             _clear_old_demo(parts, path)
         limit = parts.settings.ingest_max_file_mb or None

@@ -87,7 +87,8 @@ def test_pdf_text_is_extracted_per_page(tmp_path: Path) -> None:
         ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "not a readable PDF"),
         ("empty.md", b"---\ntitle: x\n---\n\n", "no text found"),
         ("binary.txt", bytes(range(256)) * 4, "not UTF-8 .* nor GB18030 or Latin-1"),
-        ("slides.pptx", b"PK", "unsupported file type"),
+        ("slides.pptx", b"PK", "not a readable PowerPoint file"),
+        ("drawing.vsdx", b"PK", "unsupported file type"),
     ],
 )
 def test_unreadable_files_raise_a_clear_error(tmp_path: Path, name: str, content: bytes, reason: str) -> None:

@@ -84,3 +84,13 @@ def test_extractive_answer_skips_code_tables_and_prefers_the_question_language()
         "What happens when we exceed the rate limit?", [passage(1, text)]
     )
     assert answer.text == "When you exceed the limit the API answers with HTTP 429. [1]"
+
+
+def test_a_table_row_is_quoted_under_its_column_headers() -> None:
+    """A price list or a limits table is often the answer: its rows read as "Column: value" items."""
+    text = (
+        "Prices are per month.\n\n| Plan | Seats | Monthly price |\n| --- | --- | --- |\n"
+        "| Team | 10 | $149 |\n| Scale | 250 | $2,400 |\n"
+    )
+    answer = ExtractiveAnswerer(max_sentences=1).write("What is the monthly price of Scale?", [passage(1, text)])
+    assert answer.text == "Plan: Scale; Seats: 250; Monthly price: $2,400 [1]"
