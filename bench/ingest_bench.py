@@ -38,11 +38,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from retrieval_eval import DEPTH, ROOT, EvalSet, eval_sets
 
 from evaluation.dataset import EvalItem, load_eval_set
 from evaluation.metrics import hit_at
@@ -56,26 +58,8 @@ from retrieval.ingest import BATCH_CHUNKS, discover_files
 from retrieval.lexical import LexicalEncoder
 from retrieval.loaders import load_document
 
-ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "use")
 CHUNK_TOKENS, OVERLAP_TOKENS = 300, 40  # ingest_path's defaults
-DEPTH = 10
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    name: str
-    docs: Path
-    questions: Path
-
-
-def eval_sets(data: Path) -> list[EvalSet]:
-    sets = [EvalSet("sample-kb", ROOT / "sample_kb", ROOT / "sample_kb" / "questions.jsonl")]
-    for language in ("en", "zh"):
-        folder = data / f"debian-faq-{language}"
-        if (folder / "docs").exists() and (folder / "questions.jsonl").exists():
-            sets.append(EvalSet(folder.name, folder / "docs", folder / "questions.jsonl"))
-    return sets
 
 
 def load_backend(backend: str, cache: Path) -> tuple[Embedder, float]:
@@ -89,15 +73,16 @@ def load_backend(backend: str, cache: Path) -> tuple[Embedder, float]:
     return embedder, time.perf_counter() - started
 
 
-def file_chunks(docs: Path, limit: int) -> list[list[str]]:
-    """The embedding texts of the set's chunks, one list per file as ingest cuts them, the first `limit` in all
-    (0: every chunk)."""
+def file_chunks(docs: Path, limit: int, readers: Sequence[Embedder]) -> list[list[str]]:
+    """The embedding texts of the set's chunks, one list per file as ingest cuts them for `readers` (the
+    embedders that bound their size), the first `limit` in all (0: every chunk)."""
     files: list[list[str]] = []
     taken = 0
     for path in discover_files(docs.resolve()):
         document = load_document(path)
         document.path = path.as_posix()
-        texts = [chunk.embedding_text() for chunk in iter_chunks(document, CHUNK_TOKENS, OVERLAP_TOKENS)]
+        chunks = iter_chunks(document, CHUNK_TOKENS, OVERLAP_TOKENS, readers)
+        texts = [chunk.embedding_text() for chunk in chunks]
         if limit:
             texts = texts[: limit - taken]
         if texts:
@@ -155,7 +140,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="export cache folder (default: a fresh temporary one)")
     args = parser.parse_args()
 
-    chosen = [s for s in eval_sets(args.data) if not args.sets or s.name in args.sets]
+    chosen = [s for s in eval_sets(args.data, build_missing=False) if not args.sets or s.name in args.sets]
     with tempfile.TemporaryDirectory(prefix="ragbot-ingest-bench-") as tmp:
         cache = args.cache or Path(tmp) / "cache"
         embedders: dict[str, Embedder] = {}
@@ -173,7 +158,7 @@ def main() -> None:
         speed: dict[tuple[str, str, str], float] = {}  # (set, backend, mode) -> chunks/s
         quality: dict[tuple[str, str], tuple[float, float]] = {}  # (set, backend) -> (hit@5, ingest chunks/s)
         for eval_set in chosen:
-            files = file_chunks(eval_set.docs, args.limit)
+            files = file_chunks(eval_set.docs, args.limit, list(embedders.values()))
             count = sum(len(texts) for texts in files)
             print(f"{eval_set.name}: {count} chunks in {len(files)} files", file=sys.stderr)
             runs: dict[tuple[str, str], list[float]] = {}
