@@ -125,6 +125,9 @@ class Preset(Base):
     escalation_channel: Mapped[str | None] = mapped_column(String)
     # Answer users of other organisations in Slack Connect channels (else only when SLACK_ALLOW_EXTERNAL is set).
     allow_external: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Retrieval restricted to these source names and/or these tags, inside the Qdrant query (None: everything).
+    source_filter: Mapped[list[str] | None] = mapped_column(JSON)
+    tag_filter: Mapped[list[str] | None] = mapped_column(JSON)
 
     bindings: Mapped[list[ChannelBinding]] = relationship(
         back_populates="preset", cascade="all, delete-orphan", passive_deletes=True
@@ -449,3 +452,77 @@ class AssistantThread(Base):
     thread_ts: Mapped[str] = mapped_column(String, primary_key=True)
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now(), index=True)
+
+
+SOURCE_KINDS = ("folder", "web", "confluence", "notion", "zendesk", "github")
+SYNC_STATUSES = ("running", "ok", "failed", "interrupted")
+
+
+class Source(Base):
+    """Where a collection's documents come from, synced on a schedule. `settings` holds the kind's own settings
+    (path, url, space keys...), never a secret: `token_env` names the environment variable that holds the token.
+    A sync runs under a lock (`lock_owner` until `locked_until`, renewed while it runs), so two processes never
+    sync one source at once and a crashed process's lock runs out. `sync_requested_at` is set by "Sync now"."""
+
+    __tablename__ = "sources"
+    __table_args__ = (CheckConstraint(f"kind IN {SOURCE_KINDS!r}", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    kind: Mapped[str] = mapped_column(String)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    collection: Mapped[str] = mapped_column(String)
+    every_s: Mapped[int | None] = mapped_column(Integer)  # None: synced only on demand
+    token_env: Mapped[str | None] = mapped_column(String)
+    lock_owner: Mapped[str | None] = mapped_column(String)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    sync_requested_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    syncs: Mapped[list[SourceSync]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    documents: Mapped[list[SourceDocument]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+    def __repr__(self) -> str:
+        return f"Source(id={self.id!r}, name={self.name!r}, kind={self.kind!r})"
+
+
+class SourceSync(Base):
+    """One sync of a source: when, how long, what it did, and the errors by document (`errors`: key -> reason;
+    `error`: why the whole sync failed)."""
+
+    __tablename__ = "source_syncs"
+    __table_args__ = (CheckConstraint(f"status IN {SYNC_STATUSES!r}", name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String, default="running", server_default="running")
+    added: Mapped[int] = mapped_column(default=0, server_default="0")
+    changed: Mapped[int] = mapped_column(default=0, server_default="0")
+    removed: Mapped[int] = mapped_column(default=0, server_default="0")
+    unchanged: Mapped[int] = mapped_column(default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(default=0, server_default="0")
+    errors: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SourceDocument(Base):
+    """A document a source holds, as of its last sync: its source's version and HTTP validators (so the next sync
+    fetches conditionally), the content hash, and connector-private facts (`extra`)."""
+
+    __tablename__ = "source_documents"
+    __table_args__ = (UniqueConstraint("source_id", "key", name="uq_source_documents_source_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String)
+    url: Mapped[str] = mapped_column(Text, default="", server_default="")
+    title: Mapped[str] = mapped_column(Text, default="", server_default="")
+    version: Mapped[str] = mapped_column(String, default="", server_default="")
+    etag: Mapped[str] = mapped_column(String, default="", server_default="")
+    last_modified: Mapped[str] = mapped_column(String, default="", server_default="")
+    content_hash: Mapped[str] = mapped_column(String, default="", server_default="")
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated: Mapped[datetime | None] = mapped_column()  # when the source says it changed
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
