@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class LoadedDocument:
     # An Office file is a zip of templates, styles and images besides its text: its size says nothing about how
     # much text it should yield, so only the share of its own text is checked.
     size_says_nothing: bool = False
+    # What the document says about itself (front matter: tags, updated, author, other keys), kept on its chunks.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def text_chars(self) -> int:
         """How much text the file yielded (what gets chunked)."""

@@ -3,13 +3,17 @@ heading-scoped text blocks."""
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 import re
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from retrieval.documents import Block, LoadedDocument
 from retrieval.errors import DocumentLoadError, first_line
@@ -17,8 +21,8 @@ from retrieval.text import closes_fence, is_prose_line, join_lines, opens_fence,
 
 # Bumped whenever a loader changes what it extracts, so re-ingestion re-reads unchanged files
 # (2: HTML main content through trafilatura; Latin-1 text files. 3: hard-wrapped lines of .md and .txt joined
-# into paragraphs, setext headings).
-LOADER_VERSION = "3"
+# into paragraphs, setext headings. 4: front matter read as YAML, its tags and dates kept as metadata).
+LOADER_VERSION = "4"
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx")
 
@@ -27,13 +31,47 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 def load_document(path: Path) -> LoadedDocument:
     """Load one file by its suffix; raises `DocumentLoadError` with the reason when it cannot be read."""
-    suffix = path.suffix.lower()
+    return _load(path, path.suffix.lower(), lambda loader: loader(path))
+
+
+def load_content(content: bytes | str, name: str) -> LoadedDocument:
+    """A fetched document (a web page, a wiki page, a file from a repository) by the suffix of `name`, with the same
+    loaders as a file on disk: text formats straight from memory, PDF and Office files through a temporary file,
+    the form their libraries read."""
+    path = Path(name)
+    raw = content.encode() if isinstance(content, str) else content
+    return _load(path, path.suffix.lower(), lambda loader: _load_bytes(loader, raw, path))
+
+
+def _load_bytes(loader: Loader, raw: bytes, path: Path) -> LoadedDocument:
+    if loader is load_html:
+        return parse_html(raw, path)
+    if loader in (load_markdown, load_text):
+        text, encoding = decode_text(raw)
+        doc = parse_markdown(text, path) if loader is load_markdown else _plain_text(text, path)
+        doc.encoding = encoding
+        return doc
+    with tempfile.TemporaryDirectory(prefix="ragbot-") as folder:
+        copy = Path(folder) / f"document{path.suffix.lower()}"
+        copy.write_bytes(raw)
+        doc = loader(copy)
+    fallback = _document(path, "", "", [])
+    doc.path = fallback.path
+    doc.source = fallback.source if doc.source == str(copy) else doc.source
+    doc.title = fallback.title if doc.title == copy.stem else doc.title
+    return doc
+
+
+Loader = Callable[[Path], LoadedDocument]
+
+
+def _load(path: Path, suffix: str, load: Callable[[Loader], LoadedDocument]) -> LoadedDocument:
     loader = _LOADERS.get(suffix)
     if loader is None:
         raise DocumentLoadError(f"unsupported file type {suffix!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})")
     with _CapturedWarnings() as captured:
         try:
-            doc = loader(path)
+            doc = load(loader)
         except DocumentLoadError:
             raise
         except OSError as exc:
@@ -80,7 +118,11 @@ class _CapturedWarnings(logging.Handler):
 def _read_text(path: Path) -> tuple[str, str]:
     """The file's text and, when it was not UTF-8, the encoding it was read with (GB18030 or Windows-1252/Latin-1:
     the legacy encodings documents here come in; charset detection picks between them)."""
-    raw = path.read_bytes()
+    return decode_text(path.read_bytes())
+
+
+def decode_text(raw: bytes) -> tuple[str, str]:
+    """Bytes of a text document as text, and the legacy encoding used when they were not UTF-8."""
     try:
         return raw.decode("utf-8-sig"), ""
     except UnicodeDecodeError as exc:
@@ -99,20 +141,63 @@ def _read_text(path: Path) -> tuple[str, str]:
 _LEGACY_ENCODINGS = {"gb18030": "GB18030", "cp1252": "Windows-1252 (Latin-1)"}
 
 
-def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
-    """Parse a leading `---` block of `key: value` lines (the common subset of YAML front matter)."""
+def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """A leading `---` block read as YAML (lists and nested keys kept); a block that is not valid YAML, or not a
+    mapping, is left in the text, as a renderer would show it."""
     if not text.startswith("---"):
         return {}, text
     lines = text.splitlines()
     for end in range(1, len(lines)):
         if lines[end].strip() in ("---", "..."):
-            meta: dict[str, str] = {}
-            for line in lines[1:end]:
-                key, sep, value = line.partition(":")
-                if sep and key.strip():
-                    meta[key.strip().lower()] = value.strip().strip("\"'")
-            return meta, "\n".join(lines[end + 1 :])
+            try:
+                meta = yaml.safe_load("\n".join(lines[1:end]))
+            except yaml.YAMLError:
+                return {}, text
+            if meta is None:
+                meta = {}
+            if not isinstance(meta, dict):
+                return {}, text
+            return {str(key).strip().lower(): value for key, value in meta.items()}, "\n".join(lines[end + 1 :])
     return {}, text
+
+
+def document_meta(front_matter: dict[str, Any]) -> dict[str, Any]:
+    """What a document's front matter says that retrieval keeps on its chunks: `tags` (a list or a comma-separated
+    string), `updated` (ISO date of `updated`, `last_modified` or `date`), `author`, and every other scalar or list
+    of scalars under its dotted key (`product.tier`), so presets and citations can use them."""
+    meta: dict[str, Any] = {}
+    for key, value in _flatten(front_matter):
+        if key in ("title", "url"):
+            continue
+        if key in ("tags", "keywords", "labels"):
+            tags = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+            meta.setdefault("tags", [])
+            meta["tags"] += [str(tag).strip() for tag in tags if str(tag).strip()]
+        elif key in ("updated", "last_modified", "lastmod", "date", "modified"):
+            if isinstance(value, (datetime.date, str)) and "updated" not in meta:
+                meta["updated"] = value.isoformat() if isinstance(value, datetime.date) else value.strip()
+        elif key == "author":
+            meta["author"] = str(value)
+        elif isinstance(value, (datetime.date,)):
+            meta[key] = value.isoformat()
+        else:
+            meta[key] = value
+    return meta
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested keys as dotted ones; lists of scalars kept as lists, other values that are not scalars dropped."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        name = f"{prefix}{str(key).strip().lower()}"
+        if isinstance(value, dict):
+            pairs += _flatten(value, f"{name}.")
+        elif isinstance(value, list):
+            scalars = [item for item in value if isinstance(item, (str, int, float, bool))]
+            pairs.append((name, scalars))
+        elif isinstance(value, (str, int, float, bool, datetime.date)):
+            pairs.append((name, value))
+    return pairs
 
 
 def load_markdown(path: Path) -> LoadedDocument:
@@ -127,7 +212,7 @@ def parse_markdown(raw_text: str, path: Path) -> LoadedDocument:
     meta, body = _split_front_matter(raw_text)
     headings: list[str] = []  # heading path; index = level - 1
     blocks: list[Block] = []
-    title = meta.get("title", "")
+    title = str(meta.get("title") or "")
     lines: list[str] = []  # the section's lines since the last heading
     fence: str | None = None
 
@@ -158,8 +243,9 @@ def parse_markdown(raw_text: str, path: Path) -> LoadedDocument:
         else:
             lines.append(line)
     flush()
-    doc = _document(path, title, meta.get("url", ""), _drop_title_heading(blocks, title))
+    doc = _document(path, title, str(meta.get("url") or ""), _drop_title_heading(blocks, title))
     doc.source_chars = len(body.strip())
+    doc.meta = document_meta(meta)
     return doc
 
 
@@ -184,6 +270,12 @@ def _drop_title_heading(blocks: list[Block], title: str) -> list[Block]:
 
 def load_text(path: Path) -> LoadedDocument:
     text, encoding = _read_text(path)
+    doc = _plain_text(text, path)
+    doc.encoding = encoding
+    return doc
+
+
+def _plain_text(text: str, path: Path) -> LoadedDocument:
     text = text.strip()
     source_chars = len(text)
     lines = text.splitlines()
@@ -192,7 +284,7 @@ def load_text(path: Path) -> LoadedDocument:
         title, text = lines[0].strip(), "\n".join(lines[1:])
     blocks = [Block((), paragraph) for paragraph in paragraphs(text, plain=True)]
     doc = _document(path, title, "", blocks)
-    doc.source_chars, doc.encoding = source_chars, encoding
+    doc.source_chars = source_chars
     return doc
 
 
@@ -464,7 +556,7 @@ def _document(path: Path, title: str, url: str, blocks: list[Block]) -> LoadedDo
     )
 
 
-_LOADERS: dict[str, Callable[[Path], LoadedDocument]] = {
+_LOADERS: dict[str, Loader] = {
     ".md": load_markdown,
     ".markdown": load_markdown,
     ".txt": load_text,
