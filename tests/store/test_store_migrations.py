@@ -52,8 +52,11 @@ TABLES = {
     "escalations",
     "slack_refusals",
     "audit_log",
+    "sources",
+    "source_syncs",
+    "source_documents",
 }
-HEAD = "0007"
+HEAD = "0008"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -246,7 +249,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
