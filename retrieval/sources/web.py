@@ -7,6 +7,7 @@ the loader (`retrieval.loaders.parse_html`)."""
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import email.utils
 import gzip
 import io
@@ -130,8 +131,7 @@ class WebConnector(Connector):
         if entries:  # a site-wide sitemap with nothing under the start folder: crawl instead of syncing nothing
             yield from self._walk_sitemap(entries, by_url)
             return
-        first = self._request(self.start, by_url.get(self.start), required=True)
-        assert isinstance(first, httpx.Response)
+        first = self.http.get(self.start, known=by_url.get(self.start))  # failing here fails the sync
         if first.status_code == 200 and _suffix(first, self.start) != ".html":
             parsed = parse_sitemap(first.content)
             if parsed is not None:  # the start URL is a sitemap without the .xml
@@ -441,11 +441,8 @@ def _suffix(response: httpx.Response, url: str) -> str | None:
 
 def _with_lastmod(item: Changed, lastmod: str) -> Changed:
     """A page listed in a sitemap: its lastmod is its version, and its update time when readable."""
-    updated = parse_lastmod(lastmod) or item.meta.updated
-    meta = DocumentMeta(
-        key=item.meta.key, url=item.meta.url, title=item.meta.title, section=item.meta.section, updated=updated
-    )
-    return Changed(meta, item.content, item.name, lastmod, item.etag, item.last_modified, item.extra)
+    meta = dataclasses.replace(item.meta, updated=parse_lastmod(lastmod) or item.meta.updated)
+    return dataclasses.replace(item, meta=meta, version=lastmod)
 
 
 def _by_url(known: Mapping[str, KnownDocument]) -> dict[str, KnownDocument]:

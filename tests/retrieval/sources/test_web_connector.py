@@ -251,3 +251,14 @@ def test_urls_are_normalised() -> None:
     assert normalize_url("https://example.com:443") == "https://example.com/"
     assert normalize_url("../b?x=1", "https://example.com:8443/docs/a") == "https://example.com:8443/b?x=1"
     assert normalize_url("javascript:void(0)") is None
+
+
+def test_a_start_url_that_answers_with_a_sitemap_is_read_as_one() -> None:
+    pages = {"/kb/a": (html("A"), T0), "/help/b": (html("B"), T0)}
+    with WebSite(pages) as site:
+        urlset = "".join(f"<url><loc>{site.url(path)}</loc></url>" for path in pages)
+        site.pages["/pages"] = (f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urlset}</urlset>', None)
+        site.content_types["/pages"] = "application/xml"
+        items = by_key(walk(site, "/pages"))
+        assert set(items) == {site.url("/kb/a"), site.url("/help/b")}  # a given sitemap covers its whole host
+        assert all(isinstance(item, Changed) and item.version == "" for item in items.values())
