@@ -68,6 +68,7 @@ class ZendeskConnector(Connector):
     def walk(self, known: Mapping[str, KnownDocument]) -> Iterator[Item]:
         """Every published article: Unchanged when its `updated_at` is the version the last sync kept, else
         Changed with its body; drafts are left out (so a published article turned draft is pruned)."""
+        self._paths = None  # sections and categories as they are now, read again each walk
         for article in self._list("articles"):
             if article.get("draft"):
                 continue
