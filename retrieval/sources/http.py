@@ -45,7 +45,9 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 class SourceHttp:
     """`token_env` is the environment variable the credentials came from, named when the source refuses them.
-    `min_interval` spaces requests (seconds between the starts of two requests), for sites crawled politely."""
+    `min_interval` spaces requests (seconds between the starts of two requests), for sites crawled politely.
+    `rate_limit_wait` reads an API's own rate-limit signal from a refused response: seconds to wait before retrying,
+    or None for the usual handling (GitHub answers a spent rate limit with 403, which is not an auth error)."""
 
     def __init__(
         self,
@@ -61,6 +63,7 @@ class SourceHttp:
         max_retry_wait: float = MAX_RETRY_WAIT_S,
         sleep: Callable[[float], None] = time.sleep,
         follow_redirects: bool = True,
+        rate_limit_wait: Callable[[httpx.Response], float | None] | None = None,
     ) -> None:
         self.client = httpx.Client(
             base_url=base_url,
@@ -75,6 +78,7 @@ class SourceHttp:
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self.sleep = sleep
+        self.rate_limit_wait = rate_limit_wait
         self._last_start = 0.0
         self.requests = 0  # sent, retries included (the sync bench reads it)
 
@@ -119,10 +123,11 @@ class SourceHttp:
                 continue
             if response.status_code in ok:
                 return response
-            if response.status_code in (401, 403):
+            limited = self.rate_limit_wait(response) if self.rate_limit_wait else None
+            if response.status_code in (401, 403) and limited is None:
                 raise SourceAuthError(self._auth_message(response))
-            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if (limited is not None or response.status_code in RETRY_STATUSES) and attempt < self.max_retries:
+                wait = limited if limited is not None else retry_after_seconds(response.headers.get("Retry-After"))
                 wait = min(2.0**attempt, 30.0) if wait is None else wait
                 if wait > self.max_retry_wait:
                     raise FetchError(
