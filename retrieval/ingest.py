@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +137,19 @@ def file_hash(path: Path, chunk_tokens: int, overlap_tokens: int) -> str:
     with path.open("rb") as stream:
         while block := stream.read(1 << 20):
             digest.update(block)
+    return _stamp(digest, chunk_tokens, overlap_tokens)
+
+
+def content_hash(content: bytes, chunk_tokens: int, overlap_tokens: int, *context: str) -> str:
+    """What `file_hash` is for a file, for fetched content (and whatever else its chunks carry, in `context`)."""
+    digest = hashlib.sha256(content)
+    for part in context:
+        digest.update(f"|{part}".encode())
+    return _stamp(digest, chunk_tokens, overlap_tokens)
+
+
+def _stamp(digest: Any, chunk_tokens: int, overlap_tokens: int) -> str:
+    """The bytes' digest with the loader and chunker versions and the chunk settings: a change to any re-reads."""
     digest.update(f"|loader={LOADER_VERSION}|chunker={CHUNKER_VERSION}|{chunk_tokens}|{overlap_tokens}".encode())
     return digest.hexdigest()
 
@@ -176,7 +190,7 @@ def ingest_path(
         collection, primary.dimension, primary.name, lexical.name, extra_vectors=dense_vectors(embedders)
     )
     known = index.file_hashes(collection)
-    writer = _FileWriter(index, embedders, lexical, collection, chunk_tokens, overlap_tokens, batch_chunks)
+    writer = DocumentWriter(index, embedders, lexical, collection, chunk_tokens, overlap_tokens, batch_chunks)
     line = _Line(writer, known, summary, max_file_mb, progress, chunk_progress)
 
     try:
@@ -217,6 +231,7 @@ class _Turn:
     digest: str = ""
     chunks: list[Chunk] | None = None  # gathered: the file's chunks, all of them
     result: FileYield | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # the document's metadata, kept on each chunk
 
 
 @dataclass
@@ -224,11 +239,11 @@ class _Line:
     """Files in discovery order. Small changed files are loaded and chunked until their chunks fill a batch of
     `batch_chunks`, then embedded together (one encode call per embedder: sentence-transformers sorts by length
     only inside one call, so a batch of many files pads far less than a handful of chunks at a time) and written
-    file by file, each with `_FileWriter`'s commit protocol. A file with more chunks than the room left streams on
+    file by file, each with `DocumentWriter`'s commit protocol. A file with more chunks than the room left streams on
     its own, after the gathered ones. Outcomes are reported in discovery order, so an unchanged or failed file
     waits behind the gathered files before it; a gathered file not written when Ctrl-C comes is simply not done."""
 
-    writer: _FileWriter
+    writer: DocumentWriter
     known: dict[str, str]
     summary: IngestSummary
     max_file_mb: float | None
@@ -268,6 +283,7 @@ class _Line:
                 self._stream(turn, document)
                 return
             turn.chunks = head
+            turn.meta = document.meta
             turn.result = _yield(document, turn.size, len(head))
             self.room -= len(head)
         self.waiting.append(turn)
@@ -289,7 +305,7 @@ class _Line:
                 rows = [embedded[start : start + count] for embedded in vectors]
                 start += count
                 try:
-                    points = self.writer.points(turn.chunks, turn.key, turn.digest, rows) if count else []
+                    points = self.writer.points(turn.chunks, turn.key, turn.digest, rows, turn.meta) if count else []
                     self.writer.commit(turn.key, [points], count, self.chunk_progress)
                 except OSError as exc:
                     turn.outcome, turn.reason = "failed", _reason(exc)
@@ -324,6 +340,25 @@ class _Line:
             self.progress(key, turn.outcome)
 
 
+# Document metadata kept as payload fields of their own, for filters (presets) and citations; the rest of what a
+# document says about itself goes under "meta".
+PAYLOAD_FIELDS = ("source_name", "tags", "updated", "author")
+
+
+def document_payload(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A document's metadata as payload fields: tags (a list, deduplicated), updated (ISO), author, source_name."""
+    payload: dict[str, Any] = {}
+    for name in PAYLOAD_FIELDS:
+        value = meta.get(name)
+        if value in (None, "", [], ()):
+            continue
+        payload[name] = list(dict.fromkeys(str(tag) for tag in value)) if name == "tags" else str(value)
+    rest = {key: value for key, value in meta.items() if key not in PAYLOAD_FIELDS}
+    if rest:
+        payload["meta"] = rest
+    return payload
+
+
 def _reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, DocumentLoadError) else f"cannot read: {exc}"
 
@@ -347,7 +382,7 @@ def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
 
 
 @dataclass
-class _FileWriter:
+class DocumentWriter:
     """Writes files' chunks into the collection: one file a batch at a time, or a batch of several files' chunks
     embedded together and then written file by file."""
 
@@ -378,7 +413,7 @@ class _FileWriter:
         # a big file has come.
         total = sum(1 for _ in self.chunks(document))
         batches = _batches(self.chunks(document), self.batch_chunks)
-        points = (self.points(batch, key, digest, self.embed(batch)) for batch in batches)
+        points = (self.points(batch, key, digest, self.embed(batch), document.meta) for batch in batches)
         written = self.commit(key, points, total, chunk_progress)
         return _yield(document, file_bytes, written)
 
@@ -416,9 +451,18 @@ class _FileWriter:
         texts = [chunk.embedding_text() for chunk in chunks]  # title and heading path count in every leg
         return [np.asarray(embedder.encode(texts)) for embedder in self.embedders]
 
-    def points(self, chunks: list[Chunk], key: str, digest: str, vectors: list[np.ndarray]) -> list[IndexPoint]:
-        """The points of `chunks` of one file, given each embedder's vectors for them (the primary one first)."""
+    def points(
+        self,
+        chunks: list[Chunk],
+        key: str,
+        digest: str,
+        vectors: list[np.ndarray],
+        meta: Mapping[str, Any] | None = None,
+    ) -> list[IndexPoint]:
+        """The points of `chunks` of one file, given each embedder's vectors for them (the primary one first), with
+        the document's metadata (`document_payload`) on each."""
         primary, *others = vectors
+        extra = document_payload(meta or {})
         sparse = self.lexical.encode_documents(chunk.embedding_text() for chunk in chunks)
         return [
             IndexPoint(
@@ -436,6 +480,7 @@ class _FileWriter:
                     "chunk_index": chunk.chunk_index,
                     "content_hash": chunk.content_hash,
                     "file_hash": digest,
+                    **extra,
                 },
             )
             for row, (chunk, terms) in enumerate(zip(chunks, sparse, strict=True))

@@ -58,6 +58,7 @@ class Unchanged:
     etag: str = ""  # fresh validators when the server sent new ones
     last_modified: str = ""
     extra: Mapping[str, Any] | None = None  # None: keep what was known
+    version: str = ""  # a newer version of the source's for the same content (a sitemap lastmod moved, 304 said)
 
 
 @dataclass(frozen=True)

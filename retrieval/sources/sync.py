@@ -1,0 +1,223 @@
+"""One sync of one source: walk it, write what changed into the collection, prune what is gone.
+
+The ledger (what the last sync kept of each document: versions, validators, content hashes) is stored by the
+caller, in the database; the collection holds the chunks. A document is written with ingestion's commit protocol
+(chunk 0 stamped last), and only then recorded in the ledger, so a sync cut off anywhere redoes the documents it
+had not finished and leaves the others as they were. Pruning happens only after a complete walk: a listing cut
+short by an error or Ctrl-C removes nothing, and a document that failed to fetch is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from retrieval.errors import DocumentLoadError, first_line
+from retrieval.index import dense_vectors
+from retrieval.ingest import DocumentWriter, content_hash
+from retrieval.loaders import load_content
+from retrieval.sources.base import Changed, Connector, DocumentMeta, Failed, KnownDocument, SourceError, Unchanged
+
+# Called after each document with (key, outcome): added, changed, unchanged, failed, removed.
+SyncProgress = Callable[[str, str], None]
+
+
+class DocumentLedger(Protocol):
+    """Where a source's document states live between syncs (the database, for ragbot)."""
+
+    def known(self) -> Mapping[str, KnownDocument]: ...
+
+    def keep(self, state: KnownDocument, meta: DocumentMeta | None) -> None: ...
+
+    def forget(self, keys: Iterable[str]) -> None: ...
+
+
+@dataclass
+class SyncReport:
+    source: str
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # document key -> reason
+    chunks: int = 0
+    seconds: float = 0.0
+    error: str | None = None  # the source as a whole could not be read: nothing was pruned
+    interrupted: bool = False
+
+    @property
+    def status(self) -> str:
+        return "interrupted" if self.interrupted else "failed" if self.error else "ok"
+
+    @property
+    def documents(self) -> int:
+        """Documents the source holds as of this sync (those it failed to fetch included: they are kept)."""
+        return len(self.added) + len(self.changed) + len(self.unchanged) + len(self.failed)
+
+
+class SyncInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sync, raised once the documents finished were recorded; `report` says what was done."""
+
+    def __init__(self, report: SyncReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+def document_path(source: str, key: str) -> str:
+    """The `path` a source's document has in the collection: unique across sources, stable across syncs."""
+    return f"{source}:{key}"
+
+
+def sync_source(
+    name: str,
+    connector: Connector,
+    ledger: DocumentLedger,
+    writer: DocumentWriter,
+    tags: Iterable[str] = (),
+    progress: SyncProgress | None = None,
+) -> SyncReport:
+    """Bring `writer`'s collection up to date with the source `name` as `connector` walks it. `tags` are added to
+    every document's own tags (a folder source's --tag)."""
+    started = time.perf_counter()
+    report = SyncReport(source=name)
+    primary = writer.embedders[0]
+    writer.index.ensure_collection(
+        writer.collection,
+        primary.dimension,
+        primary.name,
+        writer.lexical.name,
+        extra_vectors=dense_vectors(writer.embedders),
+    )
+    prefix = document_path(name, "")
+    committed = {path: digest for path, digest in writer.index.file_hashes(writer.collection).items()}
+    ledger_known = dict(ledger.known())
+    # Only documents whose chunks are all in the collection may be skipped: any other is fetched again.
+    known = {key: state for key, state in ledger_known.items() if committed.get(document_path(name, key))}
+    step = _Step(name, writer, ledger, known, committed, tuple(tags), report, progress)
+    wrote = False
+    try:
+        for item in connector.walk(known):
+            wrote |= step.take(item)
+        gone = [key for key in ledger_known if key not in step.seen]
+        orphans = [
+            path for path in committed if path.startswith(prefix) and path[len(prefix) :] not in step.seen
+        ]  # chunks of a document the ledger lost track of (a crash between writing and recording it)
+        for key in gone:
+            writer.index.delete_file(writer.collection, document_path(name, key))
+            report.removed.append(key)
+            if progress:
+                progress(key, "removed")
+        for path in orphans:
+            if path[len(prefix) :] not in gone:
+                writer.index.delete_file(writer.collection, path)
+        ledger.forget(gone)
+        wrote |= bool(gone or orphans)
+    except SourceError as exc:
+        report.error = first_line(exc)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        if wrote:
+            writer.index.finish_writes(writer.collection)
+        report.seconds = time.perf_counter() - started
+        raise SyncInterrupted(report) from None
+    if wrote:
+        writer.index.finish_writes(writer.collection)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class _Step:
+    """Turns one walked item into index writes and a ledger entry."""
+
+    name: str
+    writer: DocumentWriter
+    ledger: DocumentLedger
+    known: Mapping[str, KnownDocument]
+    committed: Mapping[str, str]
+    tags: tuple[str, ...]
+    report: SyncReport
+    progress: SyncProgress | None
+    seen: set[str] = field(default_factory=set)
+
+    def take(self, item: Unchanged | Changed | Failed) -> bool:
+        """Handle one item; True when it wrote to the collection."""
+        wrote = False
+        if isinstance(item, Failed):
+            key, outcome = item.key, "failed"
+            self.report.failed[key] = item.reason
+        elif isinstance(item, Unchanged):
+            key, outcome = item.key, "unchanged"
+            self._refresh(item)
+        else:
+            key = item.meta.key
+            outcome, wrote = self._write(item)
+        self.seen.add(key)
+        if outcome in ("added", "changed", "unchanged"):
+            getattr(self.report, outcome).append(key)
+        if self.progress:
+            self.progress(key, outcome)
+        return wrote
+
+    def _refresh(self, item: Unchanged) -> None:
+        """New validators or a newer version for the same content are recorded, so the next sync asks with them."""
+        old = self.known.get(item.key)
+        if old is None:
+            return
+        fresh = KnownDocument(
+            key=old.key,
+            version=item.version or old.version,
+            etag=item.etag or old.etag,
+            last_modified=item.last_modified or old.last_modified,
+            content_hash=old.content_hash,
+            extra=old.extra if item.extra is None else item.extra,
+        )
+        if fresh != old:
+            self.ledger.keep(fresh, None)
+
+    def _write(self, item: Changed) -> tuple[str, bool]:
+        meta, writer = item.meta, self.writer
+        raw = item.content.encode() if isinstance(item.content, str) else item.content
+        path = document_path(self.name, meta.key)
+        described = _describe(meta, self.name, self.tags)
+        digest = content_hash(raw, writer.chunk_tokens, writer.overlap_tokens, repr(sorted(described.items())))
+        old = self.known.get(meta.key)
+        state = KnownDocument(meta.key, item.version, item.etag, item.last_modified, digest, item.extra)
+        if old is not None and old.content_hash == digest and self.committed.get(path) == digest:
+            self.ledger.keep(state, meta)  # same bytes (a server without validators): nothing to embed
+            return "unchanged", False
+        try:
+            document = load_content(raw, item.name)
+        except DocumentLoadError as exc:
+            self.report.failed[meta.key] = first_line(exc)
+            return "failed", False
+        fallback_title = Path(item.name).stem.replace("-", " ").replace("_", " ")
+        document.path = path
+        document.source = meta.url or document.source
+        if meta.title and document.title in ("", fallback_title):
+            document.title = meta.title
+        document.meta = {**document.meta, **described, "tags": _tags(document.meta.get("tags"), described)}
+        written = writer.write(path, digest, document, len(raw), None)
+        self.report.chunks += written.chunks
+        self.ledger.keep(state, meta)
+        return ("changed" if old is not None or path in self.committed else "added"), True
+
+
+def _describe(meta: DocumentMeta, source: str, tags: tuple[str, ...]) -> dict[str, Any]:
+    """What the source says about the document, as payload metadata (its own front matter adds to it)."""
+    described: dict[str, Any] = {"source_name": source, "tags": [*meta.tags, *tags]}
+    if meta.updated is not None:
+        described["updated"] = meta.updated.isoformat()
+    if meta.author:
+        described["author"] = meta.author
+    if meta.section:
+        described["location"] = " / ".join(meta.section)
+    return described
+
+
+def _tags(own: Any, described: Mapping[str, Any]) -> list[str]:
+    own_tags = own if isinstance(own, list) else []
+    return list(dict.fromkeys([*described["tags"], *(str(tag) for tag in own_tags)]))
