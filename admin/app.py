@@ -55,7 +55,7 @@ def create_admin_app(
             raise AdminConfigError(message + " In production the admin app refuses to start with a short key.")
         log.warning(message)
 
-    from admin.routes import audit, auth, overview, playground, presets, rankings, users
+    from admin.routes import audit, auth, overview, playground, presets, rankings, sources, users
 
     app = FastAPI(title="ragbot admin", docs_url=None, redoc_url=None, openapi_url=None, form_limits=FORM_LIMITS)
     app.state.sessions = sessions
@@ -97,6 +97,6 @@ def create_admin_app(
 
     guarded = [Depends(csrf_protect)]
     app.include_router(auth.router, dependencies=guarded)
-    for module in (overview, presets, rankings, playground, users, audit):
+    for module in (overview, presets, rankings, playground, sources, users, audit):
         app.include_router(module.router, dependencies=guarded)
     return app

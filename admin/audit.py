@@ -1,4 +1,5 @@
-"""The audit log: who changed presets, channel bindings, labels and users, when, and from what to what.
+"""The audit log: who changed presets, channel bindings, labels and users, or asked for a source sync, when, and
+from what to what.
 
 `record` adds the entry to the caller's session, so it commits or rolls back with the change it describes.
 No HTTP here; the page is admin/routes/audit.py.
@@ -36,6 +37,7 @@ class Action(str, Enum):
     USER_DEACTIVATE = "user.deactivate"
     USER_ACTIVATE = "user.activate"
     USER_PASSWORD = "user.password"
+    SOURCE_SYNC = "source.sync"  # "Sync now": the scheduler is asked to sync the source
 
     def __str__(self) -> str:
         return self.value

@@ -37,7 +37,20 @@ MAX_PROMPT_MESSAGE = 300
 # The Slack settings of a preset: saved and audited, never versioned (they change no ranking).
 SLACK_FIELDS = ("suggested_prompts", "follow_ups", "escalation_usergroup", "escalation_channel", "allow_external")
 # The preset fields a version records; a change to any of them makes a new version.
-VERSIONED = ("instruction", "candidates_k", "top_n", "min_score", "collection", "retrieval_mode")
+VERSIONED = (
+    "instruction",
+    "candidates_k",
+    "top_n",
+    "min_score",
+    "collection",
+    "retrieval_mode",
+    "source_filter",
+    "tag_filter",
+)
+# The retrieval filters (source names, tags): comma-separated in the form, a list or None (everything) stored.
+FILTER_FIELDS = ("source_filter", "tag_filter")
+MAX_FILTER_ENTRIES = 50
+MAX_FILTER_ENTRY_CHARS = 100
 # The retrieval modes (bot.answering.RETRIEVAL_MODES) as the preset form offers them, the default first.
 _DESCRIBED = {"hybrid": "dense + lexical fused", "dense": "embeddings only", "lexical": "BM25 keywords only"}
 RETRIEVAL_LABELS = {
@@ -66,6 +79,8 @@ class PresetForm:
     min_score: str = "0"
     collection: str = ""
     retrieval_mode: str = DEFAULT_RETRIEVAL_MODE
+    source_filter: str = ""  # "docs, wiki": only these sources; empty: every source
+    tag_filter: str = ""
     # The Slack fieldset; `slack` says whether it was sent at all: a form without it (a script, a restore from a
     # version, which records no Slack settings) leaves the preset's Slack settings as they are.
     suggested_prompts: str = ""
@@ -86,6 +101,8 @@ class PresetForm:
             min_score=str(float(preset.min_score)),  # round-trips exactly: no false changes
             collection=preset.collection or "",
             retrieval_mode=preset.retrieval_mode or DEFAULT_RETRIEVAL_MODE,
+            source_filter=filter_text(preset.source_filter),
+            tag_filter=filter_text(preset.tag_filter),
         )
         return form.with_slack_of(preset) if isinstance(preset, Preset) else form
 
@@ -138,6 +155,11 @@ class PresetForm:
         if mode not in RETRIEVAL_MODES:
             errors["retrieval_mode"] = f"One of {', '.join(RETRIEVAL_LABELS)}."
         values["retrieval_mode"] = mode
+        for field in FILTER_FIELDS:
+            names, error = parse_filter(getattr(self, field))
+            if error:
+                errors[field] = error
+            values[field] = names
         if self.slack:
             self._validate_slack(values, errors)
         return values, errors
@@ -163,6 +185,23 @@ class PresetForm:
             )
         values["escalation_channel"] = channel or None
         values["allow_external"] = bool(self.allow_external)
+
+
+def filter_text(names: list[str] | None) -> str:
+    """A stored filter as the form's field shows it: the names, comma-separated ("" for no filter)."""
+    return ", ".join(str(name) for name in names or [])
+
+
+def parse_filter(text: str) -> tuple[list[str] | None, str | None]:
+    """(names, error) from a comma-separated field: names trimmed, empty entries and repeats dropped; nothing
+    left = None, no filter. At most MAX_FILTER_ENTRIES names of at most MAX_FILTER_ENTRY_CHARS characters."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if len(names) > MAX_FILTER_ENTRIES:
+        return None, f"At most {MAX_FILTER_ENTRIES} names (this has {len(names)})."
+    long = [name for name in names if len(name) > MAX_FILTER_ENTRY_CHARS]
+    if long:
+        return None, f"Each name at most {MAX_FILTER_ENTRY_CHARS} characters ({long[0][:30]!r}… has {len(long[0])})."
+    return names or None, None
 
 
 def prompts_text(prompts: list[dict[str, str]] | None) -> str:

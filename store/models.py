@@ -393,6 +393,9 @@ class PresetVersion(Base):
     retrieval_mode: Mapped[str] = mapped_column(
         String, default=DEFAULT_RETRIEVAL_MODE, server_default=DEFAULT_RETRIEVAL_MODE
     )
+    # The preset's retrieval filters at this version (None: no filter, and every version from before filters).
+    source_filter: Mapped[list[str] | None] = mapped_column(JSON)
+    tag_filter: Mapped[list[str] | None] = mapped_column(JSON)
     author: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -18,12 +19,14 @@ from sqlalchemy.orm import Session, selectinload
 import store
 from admin.deps import CurrentUser, RowId, db, require_roles
 from admin.presets import (
+    FILTER_FIELDS,
     VERSIONED,
     FormErrors,
     PresetForm,
     bind,
     changed_fields,
     create_preset,
+    filter_text,
     rankings_per_version,
     restore_version,
     slack_state,
@@ -81,6 +84,8 @@ def _sent_form(
     min_score: str = Form(""),
     collection: str = Form(""),
     retrieval_mode: str = Form(""),
+    source_filter: str = Form(""),
+    tag_filter: str = Form(""),
     suggested_prompts: str = Form(""),
     follow_ups: str = Form(""),
     escalation_usergroup: str = Form(""),
@@ -100,6 +105,8 @@ def _sent_form(
         min_score,
         collection,
         retrieval_mode,
+        source_filter=source_filter,
+        tag_filter=tag_filter,
         suggested_prompts=suggested_prompts,
         follow_ups=_ticked(follow_ups),
         escalation_usergroup=escalation_usergroup,
@@ -274,6 +281,13 @@ def preset_compare(
     return _edit_page(request, user, session, preset, comparison=comparison, **page)
 
 
+def _shown(field: str, value: Any) -> Any:
+    """A versioned value as the version page's table shows it (a filter as its names, or "everything")."""
+    if field in FILTER_FIELDS:
+        return filter_text(value) or "everything"
+    return value
+
+
 def _version_page(
     request: Request,
     user: CurrentUser,
@@ -286,7 +300,7 @@ def _version_page(
     old = version_row(session, preset, version)
     if old is None:
         raise HTTPException(status_code=404, detail=f"Preset {preset.name!r} has no version {version}.")
-    rows = [(field, getattr(old, field), getattr(preset, field)) for field in VERSIONED if field != "instruction"]
+    rows = [(f, _shown(f, getattr(old, f)), _shown(f, getattr(preset, f))) for f in VERSIONED if f != "instruction"]
     return render(
         request,
         "preset_version.html",

@@ -44,6 +44,8 @@ def test_preset_changes_are_audited_with_before_and_after(as_user, sessions) -> 
             "min_score": 0.2,
             "collection": None,
             "retrieval_mode": store.models.DEFAULT_RETRIEVAL_MODE,
+            "source_filter": None,  # no filter: every source and tag
+            "tag_filter": None,
             # the Slack settings a preset starts with (a form without the Slack fieldset: the defaults)
             "suggested_prompts": None,
             "follow_ups": True,
