@@ -1,5 +1,5 @@
 """Knowledge sources synced on a schedule: the sources, each sync's history, the documents each source holds as of
-its last sync (for conditional fetches and pruning), and presets' source and tag filters.
+its last sync (for conditional fetches and pruning), and presets' source and tag filters (versioned).
 
 Revision ID: 0008
 Revises: 0007
@@ -23,9 +23,10 @@ SYNC_STATUSES = "status IN ('running', 'ok', 'failed', 'interrupted')"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("presets") as batch:
-        batch.add_column(sa.Column("source_filter", sa.JSON(), nullable=True))
-        batch.add_column(sa.Column("tag_filter", sa.JSON(), nullable=True))
+    for table in ("presets", "preset_versions"):  # versions record the filters like the other ranking fields
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("source_filter", sa.JSON(), nullable=True))
+            batch.add_column(sa.Column("tag_filter", sa.JSON(), nullable=True))
     op.create_table(
         "sources",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -93,6 +94,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_source_syncs_source_id"), table_name="source_syncs")
     op.drop_table("source_syncs")
     op.drop_table("sources")
-    with op.batch_alter_table("presets") as batch:
-        batch.drop_column("tag_filter")
-        batch.drop_column("source_filter")
+    for table in ("preset_versions", "presets"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("tag_filter")
+            batch.drop_column("source_filter")
