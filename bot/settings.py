@@ -147,6 +147,9 @@ class Settings(BaseSettings):
 
     # --- storage ---------------------------------------------------------------------------------
     database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL (SQLite by default, or PostgreSQL).")
+    source_sync: bool = Field(
+        True, description="`ragbot serve` syncs due sources in the background; off: only `ragbot sync` syncs."
+    )
     ranking_retention_days: int | None = Field(
         None, ge=1, description="Delete rankings, questions and feedback older than this many days; unset keeps them."
     )

@@ -18,6 +18,7 @@ from slack_bolt import App
 from bot.app.components import Components
 from bot.app.health import READY, readiness
 from bot.app.retention import RetentionWorker, retention_for
+from bot.app.sources import SourceScheduler
 from bot.slack.app import SlackConfigError, build_slack_app
 from bot.slack.http import add_slack_route
 from bot.slack.metrics import BotMetrics
@@ -86,11 +87,14 @@ class SlackService:
     grace_s: float = 25.0
     retention: RetentionWorker | None = None  # RANKING_RETENTION_DAYS: old questions purged now and every 6 h
     admin: bool = True  # the admin app is under /admin
+    syncs: SourceScheduler | None = None  # SOURCE_SYNC: due sources synced in the background
 
     def start(self) -> None:
         """Resume what earlier processes left queued, and connect in Socket Mode when configured."""
         if self.retention is not None:
             self.retention.start()
+        if self.syncs is not None:
+            self.syncs.start()
         if self.workers is not None:
             self.workers.start()
         self.start_socket_mode()
@@ -108,6 +112,8 @@ class SlackService:
             self.workers.stop(self.grace_s)
         if self.retention is not None:
             self.retention.stop()
+        if self.syncs is not None:
+            self.syncs.stop()
 
 
 def server_config(app: FastAPI, host: str, port: int, settings: Settings) -> uvicorn.Config:
@@ -156,7 +162,13 @@ def build_service(parts: Components, *, admin: bool = True) -> SlackService:
                 "Nothing to serve: --no-admin leaves Slack alone, and Slack is not configured (SLACK_BOT_TOKEN with "
                 "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN). README: 'Slack'."
             )
-        return SlackService(create_http_app(None, admin_app, ready=ready), None, None, retention=retention_for(parts))
+        return SlackService(
+            create_http_app(None, admin_app, ready=ready),
+            None,
+            None,
+            retention=retention_for(parts),
+            syncs=syncs_for(parts),
+        )
     if not s.slack_signing_secret and not s.slack_app_token:
         raise SlackConfigError(
             "Set SLACK_SIGNING_SECRET to receive Slack's HTTP requests at /slack/events, or SLACK_APP_TOKEN "
@@ -195,4 +207,10 @@ def build_service(parts: Components, *, admin: bool = True) -> SlackService:
         grace_s=s.shutdown_grace_s,
         admin=admin_app is not None,
         retention=retention_for(parts),
+        syncs=syncs_for(parts),
     )
+
+
+def syncs_for(parts: Components) -> SourceScheduler | None:
+    """The background syncs SOURCE_SYNC asks for (on by default; a process with no sources only looks)."""
+    return SourceScheduler(parts) if parts.settings.source_sync else None

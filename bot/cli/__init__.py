@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from bot.cli import admin, ask, db, demo, ingest, logs, rerank_server, serve
+from bot.cli import admin, ask, db, demo, ingest, logs, rerank_server, serve, sources
 from bot.cli.console import err
 from bot.cli.errors import describe, is_user_error, unwrap
 from bot.cli.eval import eval_command
@@ -29,6 +29,13 @@ app.command()(demo.demo)
 app.command()(serve.serve)
 app.command("eval")(eval_command)
 app.command("rerank-server")(rerank_server.rerank_server)
+app.command("sync")(sources.sync)
+
+source_app = typer.Typer(help="Sources that keep collections current: folders, websites, wikis, help centers.")
+source_app.command("add")(sources.add)
+source_app.command("list")(sources.list_sources)
+source_app.command("remove")(sources.remove)
+app.add_typer(source_app, name="source", no_args_is_help=True)
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 db_app.command("upgrade")(db.upgrade)

@@ -25,6 +25,7 @@ def is_user_error(exc: BaseException) -> bool:
     from admin.app import AdminConfigError
     from admin.users import UserError
     from bot.answering import AnswerError, AnswerFailed
+    from bot.app.sources import SourceBusyError, SourceNotFoundError
     from bot.cli.eval import EvalRerankerError
     from bot.slack.app import SlackConfigError
     from evaluation.dataset import EvalSetError
@@ -42,6 +43,9 @@ def is_user_error(exc: BaseException) -> bool:
         pydantic.ValidationError,
         EvalSetError,
         EvalRerankerError,
+        SourceNotFoundError,
+        SourceBusyError,
+        store.SourceExistsError,
     )
     return isinstance(exc, known) and not isinstance(exc, AnswerFailed)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from retrieval.errors import DocumentLoadError, first_line
-from retrieval.index import dense_vectors
+from retrieval.index import Index, dense_vectors
 from retrieval.ingest import DocumentWriter, content_hash
 from retrieval.loaders import load_content
 from retrieval.sources.base import Changed, Connector, DocumentMeta, Failed, KnownDocument, SourceError, Unchanged
@@ -69,6 +69,19 @@ class SyncInterrupted(KeyboardInterrupt):
 def document_path(source: str, key: str) -> str:
     """The `path` a source's document has in the collection: unique across sources, stable across syncs."""
     return f"{source}:{key}"
+
+
+def purge_documents(index: Index, collection: str, source: str, keys: Iterable[str]) -> int:
+    """Delete a source's documents (`keys`, and any chunks under its name the ledger lost track of); how many keys."""
+    keys = list(keys)
+    prefix = document_path(source, "")
+    paths = {document_path(source, key) for key in keys}
+    paths.update(path for path in index.file_hashes(collection) if path.startswith(prefix))
+    for path in sorted(paths):
+        index.delete_file(collection, path)
+    if paths:
+        index.finish_writes(collection)
+    return len(keys)
 
 
 def sync_source(
