@@ -66,6 +66,10 @@ def add(
         str | None, typer.Option(help="Sync schedule: 30m, 6h, 1d, or off [default: 1h for folders, else 6h]")
     ] = None,
     max_pages: Annotated[int | None, typer.Option(help="web: most pages one sync reads [default: 2000]")] = None,
+    delay: Annotated[
+        float | None,
+        typer.Option(help="web: seconds between two requests (robots.txt Crawl-delay wins if longer) [default: 1]"),
+    ] = None,
     token_env: Annotated[
         str | None,
         typer.Option(
@@ -98,6 +102,7 @@ def add(
         "path": str(_folder(path)) if kind == "folder" and path else path,
         "url": url,
         "max_pages": max_pages,
+        "delay": delay,
         "spaces": space or [],
         "email": email,
         "repo": repo,

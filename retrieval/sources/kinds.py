@@ -46,6 +46,8 @@ def check_settings(kind: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"--repo must be OWNER/NAME, not {repo!r}")
     if "max_pages" in kept and int(kept["max_pages"]) < 1:
         raise ValueError("--max-pages must be at least 1")
+    if "delay" in kept and not 0 <= float(kept["delay"]) <= 60:
+        raise ValueError("--delay must be between 0 and 60 seconds")
     return kept
 
 
@@ -69,7 +71,8 @@ def open_connector(
     if kind == "web":
         from retrieval.sources.web import WebConnector
 
-        pace = {} if min_interval is None else {"min_interval": min_interval}
+        delay = min_interval if min_interval is not None else settings.get("delay")
+        pace = {} if delay is None else {"min_interval": float(delay)}
         return WebConnector(settings["url"], max_pages=int(settings.get("max_pages", 2000)), sleep=sleep, **pace)
     if kind == "confluence":
         from retrieval.sources.confluence import ConfluenceConnector
