@@ -9,12 +9,14 @@ short by an error or Ctrl-C removes nothing, and a document that failed to fetch
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from retrieval.documents import Chunk, LoadedDocument
 from retrieval.errors import DocumentLoadError, first_line
 from retrieval.index import Index, dense_vectors
 from retrieval.ingest import DocumentWriter, content_hash
@@ -110,10 +112,14 @@ def sync_source(
     # Only documents whose chunks are all in the collection may be skipped: any other is fetched again.
     known = {key: state for key, state in ledger_known.items() if committed.get(document_path(name, key))}
     step = _Step(name, writer, ledger, known, committed, tuple(tags), report, progress)
-    wrote = False
     try:
-        for item in connector.walk(known):
-            wrote |= step.take(item)
+        try:
+            for item in connector.walk(known):
+                step.take(item)
+        except SourceError:
+            step.flush()  # what was fetched before the listing failed is written all the same
+            raise
+        step.flush()
         gone = [key for key in ledger_known if key not in step.seen]
         orphans = [
             path for path in committed if path.startswith(prefix) and path[len(prefix) :] not in step.seen
@@ -127,24 +133,39 @@ def sync_source(
             if path[len(prefix) :] not in gone:
                 writer.index.delete_file(writer.collection, path)
         ledger.forget(gone)
-        wrote |= bool(gone or orphans)
+        step.wrote |= bool(gone or orphans)
     except SourceError as exc:
         report.error = first_line(exc)
     except KeyboardInterrupt:
         report.interrupted = True
-        if wrote:
+        if step.wrote:
             writer.index.finish_writes(writer.collection)
         report.seconds = time.perf_counter() - started
         raise SyncInterrupted(report) from None
-    if wrote:
+    if step.wrote:
         writer.index.finish_writes(writer.collection)
     report.seconds = time.perf_counter() - started
     return report
 
 
 @dataclass
+class _Pending:
+    """A changed document loaded and chunked, waiting for its batch to be embedded."""
+
+    state: KnownDocument
+    meta: DocumentMeta
+    path: str
+    document: LoadedDocument
+    chunks: list[Chunk]
+    outcome: str  # added or changed
+
+
+@dataclass
 class _Step:
-    """Turns one walked item into index writes and a ledger entry."""
+    """Turns walked items into index writes and ledger entries. Small changed documents are gathered until their
+    chunks fill a batch and embedded together (one encode call per embedder: a page or an article is a chunk or
+    two, and a call per document costs several times more), then written and recorded one by one; a document
+    bigger than a batch streams on its own."""
 
     name: str
     writer: DocumentWriter
@@ -155,25 +176,40 @@ class _Step:
     report: SyncReport
     progress: SyncProgress | None
     seen: set[str] = field(default_factory=set)
+    pending: list[_Pending] = field(default_factory=list)
+    wrote: bool = False
 
-    def take(self, item: Unchanged | Changed | Failed) -> bool:
-        """Handle one item; True when it wrote to the collection."""
-        wrote = False
+    def take(self, item: Unchanged | Changed | Failed) -> None:
         if isinstance(item, Failed):
-            key, outcome = item.key, "failed"
-            self.report.failed[key] = item.reason
+            self.seen.add(item.key)
+            self.report.failed[item.key] = item.reason
+            self._said(item.key, "failed")
         elif isinstance(item, Unchanged):
-            key, outcome = item.key, "unchanged"
+            self.seen.add(item.key)
             self._refresh(item)
+            self.report.unchanged.append(item.key)
+            self._said(item.key, "unchanged")
         else:
-            key = item.meta.key
-            outcome, wrote = self._write(item)
-        self.seen.add(key)
-        if outcome in ("added", "changed", "unchanged"):
-            getattr(self.report, outcome).append(key)
+            self.seen.add(item.meta.key)
+            self._change(item)
+
+    def flush(self) -> None:
+        """Embed the gathered documents in one go, then write and record each."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        vectors = self.writer.embed([chunk for entry in pending for chunk in entry.chunks])
+        start = 0
+        for entry in pending:
+            rows = [embedded[start : start + len(entry.chunks)] for embedded in vectors]
+            start += len(entry.chunks)
+            points = self.writer.points(entry.chunks, entry.path, entry.state.content_hash, rows, entry.document.meta)
+            self.writer.commit(entry.path, [points], len(points), None)
+            self._done(entry, len(points))
+
+    def _said(self, key: str, outcome: str) -> None:
         if self.progress:
             self.progress(key, outcome)
-        return wrote
 
     def _refresh(self, item: Unchanged) -> None:
         """New validators or a newer version for the same content are recorded, so the next sync asks with them."""
@@ -191,7 +227,7 @@ class _Step:
         if fresh != old:
             self.ledger.keep(fresh, None)
 
-    def _write(self, item: Changed) -> tuple[str, bool]:
+    def _change(self, item: Changed) -> None:
         meta, writer = item.meta, self.writer
         raw = item.content.encode() if isinstance(item.content, str) else item.content
         path = document_path(self.name, meta.key)
@@ -201,22 +237,39 @@ class _Step:
         state = KnownDocument(meta.key, item.version, item.etag, item.last_modified, digest, item.extra)
         if old is not None and old.content_hash == digest and self.committed.get(path) == digest:
             self.ledger.keep(state, meta)  # same bytes (a server without validators): nothing to embed
-            return "unchanged", False
+            self.report.unchanged.append(meta.key)
+            self._said(meta.key, "unchanged")
+            return
         try:
             document = load_content(raw, item.name)
         except DocumentLoadError as exc:
             self.report.failed[meta.key] = first_line(exc)
-            return "failed", False
+            self._said(meta.key, "failed")
+            return
         fallback_title = Path(item.name).stem.replace("-", " ").replace("_", " ")
         document.path = path
         document.source = meta.url or document.source
         if meta.title and document.title in ("", fallback_title):
             document.title = meta.title
         document.meta = {**document.meta, **described, "tags": _tags(document.meta.get("tags"), described)}
-        written = writer.write(path, digest, document, len(raw), None)
-        self.report.chunks += written.chunks
-        self.ledger.keep(state, meta)
-        return ("changed" if old is not None or path in self.committed else "added"), True
+        outcome = "changed" if old is not None or path in self.committed else "added"
+        head = list(itertools.islice(writer.chunks(document), writer.batch_chunks + 1))
+        entry = _Pending(state, meta, path, document, head, outcome)
+        if len(head) > writer.batch_chunks:  # a big document: on its own, a batch at a time
+            self.flush()
+            written = writer.write(path, digest, document, len(raw), None)
+            self._done(entry, written.chunks)
+            return
+        if len(head) > writer.batch_chunks - sum(len(p.chunks) for p in self.pending):
+            self.flush()
+        self.pending.append(entry)
+
+    def _done(self, entry: _Pending, chunks: int) -> None:
+        self.wrote = True
+        self.report.chunks += chunks
+        self.ledger.keep(entry.state, entry.meta)
+        getattr(self.report, entry.outcome).append(entry.state.key)
+        self._said(entry.state.key, entry.outcome)
 
 
 def _describe(meta: DocumentMeta, source: str, tags: tuple[str, ...]) -> dict[str, Any]:
