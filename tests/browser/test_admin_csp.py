@@ -21,6 +21,20 @@ def test_every_page_loads_under_the_csp(page, server) -> None:
     with server.components.sessions.begin() as session:
         ranking_id = seed(session, "How do I configure SAML with Okta?")
         preset_id = store.default_preset(session).id
+        source = store.add_source(session, name="handbook", kind="folder", settings={"path": "/kb"}, collection="kb")
+        sync = store.start_sync(session, source)
+        store.finish_sync(
+            session,
+            sync,
+            status="failed",
+            added=1,
+            changed=0,
+            removed=0,
+            unchanged=0,
+            failed=1,
+            errors={"guide.md": "cannot read"},
+            error="listing failed",
+        )
     violations = _watch_csp(page)
     sign_in(page, "alice")
     for path in (
@@ -34,6 +48,8 @@ def test_every_page_loads_under_the_csp(page, server) -> None:
         "/admin/playground",
         "/admin/users",
         "/admin/audit",
+        "/admin/sources",
+        "/admin/sources/handbook",
     ):
         response = page.goto(path)
         assert response.status == 200, path
