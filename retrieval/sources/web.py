@@ -68,6 +68,8 @@ class Page:
     title: str
     canonical: str
     links: list[str]
+    index: bool = True  # <meta name="robots" content="noindex">: the page is not a document here
+    follow: bool = True  # "nofollow": its links are not followed
 
 
 class WebConnector(Connector):
@@ -288,12 +290,18 @@ class WebConnector(Connector):
         if suffix is None:
             return None, []
         key, title, links = final, _file_title(final), []
+        header_rules = robots_rules(_header(response, "X-Robots-Tag"))
         if suffix == ".html":
             page = parse_page(response.content, final, response.charset_encoding)
             title = page.title
             if page.canonical and self._same_site(page.canonical):
                 key = page.canonical
-            links = [link for link in page.links if self._in_scope(link) and not _skipped(link)]
+            if page.follow and "nofollow" not in header_rules:
+                links = [link for link in page.links if self._in_scope(link) and not _skipped(link)]
+            if not page.index:
+                return None, links
+        if "noindex" in header_rules:
+            return None, links
         last_modified = _header(response, "Last-Modified")
         extra: dict[str, object] = {"links": links}
         if url != key:
@@ -377,7 +385,16 @@ def parse_page(content: bytes, url: str, charset: str | None = None) -> Page:
             canonical = normalize_url(str(link.get("href")).strip(), base) or ""
             break
     hrefs = (normalize_url(str(href).strip(), base) for href in tree.xpath("//a/@href | //area/@href"))
-    return Page(title, canonical, _unique(href for href in hrefs if href))
+    robots_meta = tree.xpath("//meta[translate(@name, 'ROBTS', 'robts')='robots']/@content")
+    rules = robots_rules(",".join(str(content) for content in robots_meta))
+    links = _unique(href for href in hrefs if href)
+    return Page(title, canonical, links, index="noindex" not in rules, follow="nofollow" not in rules)
+
+
+def robots_rules(content: str) -> set[str]:
+    """The directives of a robots meta tag or an X-Robots-Tag header ("none" is noindex and nofollow)."""
+    rules = {part.strip().lower() for part in content.split(",") if part.strip()}
+    return rules | {"noindex", "nofollow"} if "none" in rules else rules
 
 
 def document_name(url: str, suffix: str) -> str:

@@ -262,3 +262,21 @@ def test_a_start_url_that_answers_with_a_sitemap_is_read_as_one() -> None:
         items = by_key(walk(site, "/pages"))
         assert set(items) == {site.url("/kb/a"), site.url("/help/b")}  # a given sitemap covers its whole host
         assert all(isinstance(item, Changed) and item.version == "" for item in items.values())
+
+
+def test_robots_meta_and_x_robots_tag_are_obeyed() -> None:
+    """A noindex page is no document (its links are still followed), a nofollow page's links are not followed, and
+    an X-Robots-Tag header says the same for what has no <meta>."""
+    noindex = html("Hub", ["/docs/a.html"]).replace("<head>", '<head><meta name="robots" content="noindex">')
+    nofollow = html("Leaf", ["/docs/hidden.html"]).replace("<head>", '<head><meta name="ROBOTS" content="nofollow">')
+    pages = {
+        "/docs/": (html("Start", ["/docs/hub.html", "/docs/b.html"]), T0),
+        "/docs/hub.html": (noindex, T0),
+        "/docs/a.html": (html("A"), T0),
+        "/docs/b.html": (nofollow, T0),
+        "/docs/hidden.html": (html("Hidden"), T0),
+    }
+    with WebSite(pages) as site:
+        keys = {item.meta.key for item in WebConnector(site.url("/docs/"), min_interval=0).walk({})}
+        assert keys == {site.url("/docs/"), site.url("/docs/a.html"), site.url("/docs/b.html")}
+        assert site.requests["/docs/hidden.html"] == 0
