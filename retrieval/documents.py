@@ -74,6 +74,7 @@ class Candidate:
     dense_score: float | None = None
     lexical_rank: int | None = None
     lexical_score: float | None = None
+    updated: str = ""  # when the document was last changed, as its source says (ISO date or datetime); "" unknown
 
     def passage(self) -> str:
         """The text a reranker judges: title and section first, as in the embedding."""

@@ -24,11 +24,12 @@ from retrieval.index import (
     IndexPoint,
     SearchRequest,
     explain_hits,
+    filter_terms,
     leg_lists,
 )
 from retrieval.names import check_collection_name
 
-_KEYWORD_FIELDS = ("path", "doc_id", "source")
+_KEYWORD_FIELDS = ("path", "doc_id", "source", "source_name", "tags")  # what lookups and preset filters match
 _SCROLL_PAGE = 1000
 
 
@@ -209,7 +210,12 @@ def _point(point: IndexPoint) -> qe.Point:
 
 
 def _filter(request: SearchRequest) -> qe.Filter | None:
-    conditions = [qe.FieldCondition(key, match=qe.MatchValue(v)) for key, v in (request.filters or {}).items()]
+    """The request's filters as one Qdrant filter, given to every leg (a leg filtered only after fusion would
+    have spent its depth on points the filter drops)."""
+    conditions = [
+        qe.FieldCondition(key, match=qe.MatchAny(value) if isinstance(value, list) else qe.MatchValue(value))
+        for key, value in filter_terms(request.filters)
+    ]
     return qe.Filter(must=conditions) if conditions else None
 
 

@@ -104,6 +104,7 @@ class SearchRequest:
     lexical: SparseVector | None = None
     fusion: Fusion = Fusion()
     depth: int = 0  # how deep each leg looks before fusion; 0 means max(limit, 50)
+    # Payload conditions applied inside every leg (see `filter_terms`): {"tags": ["billing"], "path": "a.md"}.
     filters: Mapping[str, Any] | None = None
     explain: bool = True  # also return each hit's rank and score in each leg (see `Index.leg_places`)
     extra_dense: Mapping[str, Sequence[float]] = field(default_factory=dict)  # "dense2" -> query vector, ...
@@ -136,6 +137,20 @@ class SearchRequest:
         if self.fusion.weights is None:
             return None
         return [weight for weight in self.fusion.weights if weight > 0]
+
+
+def filter_terms(filters: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """`SearchRequest.filters` as (field, value) conditions, all of which a point must meet: a list or tuple value
+    is a list of alternatives (any of them; on a list field such as tags, any element), a scalar is equality. An
+    empty list restricts nothing, so its key is left out."""
+    terms: list[tuple[str, Any]] = []
+    for key, value in (filters or {}).items():
+        if isinstance(value, (list, tuple, set, frozenset)):
+            if value:
+                terms.append((key, list(value)))
+        else:
+            terms.append((key, value))
+    return terms
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,9 @@ class Retriever:
         fusion: Fusion | None = None,
         explain: bool = True,
     ) -> RetrievalResult:
-        """`mode`: dense, lexical or hybrid; `fusion` overrides the language-aware default (benchmarks).
+        """`mode`: dense, lexical or hybrid; `filters`: payload conditions every leg applies (see
+        `retrieval.index.filter_terms`: a list means any of its values); `fusion` overrides the language-aware
+        default (benchmarks).
         `explain=False` runs only the fused query and leaves the per-leg ranks to `RetrievalResult.explain()`."""
         if mode not in RETRIEVAL_MODES:
             raise RetrievalError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(RETRIEVAL_MODES)}.")
@@ -151,6 +153,7 @@ class Retriever:
                 retrieval_rank=rank,
                 retrieval_score=hit.score,
                 path=str(hit.payload.get("path", "")),
+                updated=str(hit.payload.get("updated") or ""),
             )
             # A single-leg search is its own leg's ranking.
             _set_legs(candidate, {mode: LegHit(rank, hit.score)} if mode != "hybrid" else hit.legs)

@@ -20,12 +20,21 @@ from retrieval.index import (
     IndexPoint,
     SearchRequest,
     explain_hits,
+    filter_terms,
     leg_lists,
 )
 
 T = TypeVar("T")
 _UPSERT_BATCH = 256
-_PAYLOAD_INDEXES = {"path": "keyword", "doc_id": "keyword", "source": "keyword", "chunk_index": "integer"}
+# What lookups and preset filters match: a filtered HNSW search needs the field indexed to plan well.
+_PAYLOAD_INDEXES = {
+    "path": "keyword",
+    "doc_id": "keyword",
+    "source": "keyword",
+    "source_name": "keyword",
+    "tags": "keyword",
+    "chunk_index": "integer",
+}
 _SCROLL_PAGE = 1000
 
 
@@ -195,9 +204,14 @@ def _vectors(point: IndexPoint) -> dict[str, Any]:
 
 
 def _filter(request: SearchRequest) -> models.Filter | None:
+    """The request's filters as one Qdrant filter, given to every leg (a leg filtered only after fusion would
+    have spent its depth on points the filter drops)."""
     conditions: list[models.Condition] = [
-        models.FieldCondition(key=key, match=models.MatchValue(value=value))
-        for key, value in (request.filters or {}).items()
+        models.FieldCondition(
+            key=key,
+            match=models.MatchAny(any=value) if isinstance(value, list) else models.MatchValue(value=value),
+        )
+        for key, value in filter_terms(request.filters)
     ]
     return models.Filter(must=conditions) if conditions else None
 

@@ -38,9 +38,10 @@ def compare_presets(
     draft_mode = draft_mode or saved.retrieval_mode
     k, collection = saved.candidates_k, saved.collection
     try:
-        saved_run = retriever.search(question, collection, k, mode=saved.retrieval_mode)
+        filters = saved.filters()  # the draft changes the instruction or mode, not what the preset may search
+        saved_run = retriever.search(question, collection, k, filters=filters, mode=saved.retrieval_mode)
         same = draft_mode == saved.retrieval_mode
-        draft_run = saved_run if same else retriever.search(question, collection, k, mode=draft_mode)
+        draft_run = saved_run if same else retriever.search(question, collection, k, filters=filters, mode=draft_mode)
     except RetrievalError as exc:
         raise CompareError(f"Retrieval from collection {collection!r} failed: {exc}") from exc
     try:

@@ -39,7 +39,16 @@ def snapshot(row: store.Preset, default_collection: str) -> PresetSnapshot:
         escalation_usergroup=row.escalation_usergroup or None,
         escalation_channel=row.escalation_channel or None,
         allow_external=bool(row.allow_external),
+        source_filter=_names(row.source_filter),
+        tag_filter=_names(row.tag_filter),
     )
+
+
+def _names(values: object) -> tuple[str, ...]:
+    """A filter column (a JSON list of names, or None) as the snapshot holds it: blanks dropped."""
+    if not isinstance(values, list):
+        return ()
+    return tuple(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
 
 
 class Presets:

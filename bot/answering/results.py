@@ -3,6 +3,7 @@ and the `ragbot ask --json` contract."""
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -56,6 +57,14 @@ class PresetSnapshot:
     escalation_usergroup: str | None = None
     escalation_channel: str | None = None
     allow_external: bool = False
+    # Only documents from these sources / with any of these tags are searched; empty: no restriction.
+    source_filter: tuple[str, ...] = ()
+    tag_filter: tuple[str, ...] = ()
+
+    def filters(self) -> dict[str, list[str]] | None:
+        """The retrieval filters this preset asks for (payload fields `source_name` and `tags`), None when none."""
+        filters = {"source_name": list(self.source_filter), "tags": list(self.tag_filter)}
+        return {key: values for key, values in filters.items() if values} or None
 
 
 @dataclass
@@ -80,11 +89,20 @@ class Citation:
     section: str
     source: str
     score: float | None
+    updated: str = ""  # the document's last change as its source states it (ISO); "" when unknown
 
     @classmethod
     def of(cls, n: int, ranked: RankedCandidate) -> Citation:
         c = ranked.candidate
-        return cls(n=n, title=c.title, section=c.section, source=c.source, score=ranked.rerank_score)
+        return cls(n=n, title=c.title, section=c.section, source=c.source, score=ranked.rerank_score, updated=c.updated)
+
+    @property
+    def updated_date(self) -> str:
+        """The day the document was last changed, YYYY-MM-DD, for a source line; "" when unknown or not a date."""
+        try:
+            return datetime.datetime.fromisoformat(self.updated.strip()).date().isoformat()
+        except ValueError:
+            return ""
 
 
 def leg_fields(candidate: Candidate) -> dict[str, Any]:
@@ -132,7 +150,14 @@ class AskResult:
             "answer": self.answer,
             "status": self.status.value,
             "citations": [
-                {"n": c.n, "title": c.title, "section": c.section, "source": c.source, "score": c.score}
+                {
+                    "n": c.n,
+                    "title": c.title,
+                    "section": c.section,
+                    "source": c.source,
+                    "score": c.score,
+                    "updated": c.updated or None,
+                }
                 for c in self.citations
             ],
             "candidates": [

@@ -150,7 +150,12 @@ class AnswerService:
                 question = self._standalone(history, asked)
             _report(progress.searching, question)
             retrieved = self.retriever.search(
-                question, preset.collection, preset.candidates_k, mode=preset.retrieval_mode, explain=False
+                question,
+                preset.collection,
+                preset.candidates_k,
+                filters=preset.filters(),
+                mode=preset.retrieval_mode,
+                explain=False,
             )
             timings.update(retrieved.timings_ms)
             explaining = self._background.submit(retrieved.explain)

@@ -74,7 +74,8 @@ def print_result(result: AskResult) -> None:
     for c in result.citations:
         score = f"{c.score:.2f}" if c.score is not None else "n/a"
         where = f"{c.title} › {c.section}" if c.section else c.title
-        out.print(f"  [{c.n}] {escape(where)} — {escape(c.source)}  (rerank {score})")
+        updated = f" · updated {c.updated_date}" if c.updated_date else ""
+        out.print(f"  [{c.n}] {escape(where)} — {escape(c.source)}  (rerank {score}{updated})")
     rerank = result.rerank if result.rerank.ok else f"[yellow]{escape(result.rerank)}[/]"
     out.print(
         f"\npreset [bold]{escape(result.preset.name)}[/] v{result.preset.version} · "

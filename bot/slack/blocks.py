@@ -179,11 +179,13 @@ def context_block(text: str) -> dict[str, Any]:
 
 def _source_line(source: Citation) -> str:
     title = escape(source.title + (f" › {source.section}" if source.section else ""))
-    score = f" · rerank {source.score:.2f}" if source.score is not None else ""
+    details = f" · rerank {source.score:.2f}" if source.score is not None else ""
+    if source.updated_date:
+        details += f" · updated {source.updated_date}"
     if source.source.startswith(("http://", "https://")):
         url = source.source.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
-        return f"[{source.n}] <{url}|{title}>{score}"
-    return f"[{source.n}] {title} (`{escape(source.source)}`){score}"
+        return f"[{source.n}] <{url}|{title}>{details}"
+    return f"[{source.n}] {title} (`{escape(source.source)}`){details}"
 
 
 def _feedback_button(emoji: str, label: str, vote: str, ranking_id: int) -> dict[str, Any]:

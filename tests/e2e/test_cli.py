@@ -67,6 +67,24 @@ def test_ask_json_through_the_installed_command(env: Path) -> None:
     assert len(data["candidates"]) == 20
 
 
+def test_ask_json_citations_say_when_their_document_was_updated(env: Path, capsys, tmp_path: Path) -> None:
+    docs = tmp_path / "dated"
+    docs.mkdir()
+    (docs / "refunds.md").write_text(
+        "---\nupdated: 2026-11-03\n---\n# Refunds\n\nA refund of an invoice takes five days.", encoding="utf-8"
+    )
+    (docs / "plans.md").write_text("# Plans\n\nThe Business plan includes refunds on request.", encoding="utf-8")
+    assert run_cli(capsys, "ingest", str(docs), "--collection", "dated")[0] == 0
+    code, out, _ = run_cli(capsys, "ask", "How long does a refund take?", "--collection", "dated", "--json")
+    assert code == 0
+    citations = {c["title"]: c for c in json.loads(out)["citations"]}
+    assert citations["Refunds"]["updated"] == "2026-11-03"
+    assert set(citations["Refunds"]) == {"n", "title", "section", "source", "score", "updated"}
+    assert all(c["updated"] is None for title, c in citations.items() if title != "Refunds")
+    code, out, _ = run_cli(capsys, "ask", "How long does a refund take?", "--collection", "dated")
+    assert "updated 2026-11-03" in out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -73,6 +73,36 @@ def test_a_path_source_is_shown_as_code_and_a_skipped_rerank_is_said() -> None:
     assert "[1] Notes (`/kb/a.md`)" in text and "Reranking was skipped: reranker unavailable" in text
 
 
+def source_lines(sources: list[Citation]) -> list[str]:
+    sections = [
+        b["text"]["text"] for b in answer_blocks(view("See [1] and [2].", sources=sources)) if b["type"] == "section"
+    ]
+    [listed] = [s for s in sections if s.startswith("*Sources")]
+    return listed.splitlines()[1:]
+
+
+def test_a_source_line_says_when_its_document_was_updated_by_date_only() -> None:
+    sources = [
+        Citation(1, "Refunds", "", "https://docs.example/refunds", 0.91, updated="2026-11-03T09:30:00+00:00"),
+        Citation(2, "Notes", "", "/kb/a.md", None, updated="2026-11-04"),
+    ]
+    assert source_lines(sources) == [
+        "[1] <https://docs.example/refunds|Refunds> · rerank 0.91 · updated 2026-11-03",
+        "[2] Notes (`/kb/a.md`) · updated 2026-11-04",
+    ]
+
+
+def test_a_source_line_without_a_known_date_says_nothing_of_it() -> None:
+    sources = [
+        Citation(1, "Refunds", "", "https://docs.example/refunds", 0.91),
+        Citation(2, "Notes", "", "/kb/a.md", None, updated="last Tuesday"),
+    ]
+    assert source_lines(sources) == [
+        "[1] <https://docs.example/refunds|Refunds> · rerank 0.91",
+        "[2] Notes (`/kb/a.md`)",
+    ]
+
+
 def test_markdown_from_an_llm_becomes_mrkdwn() -> None:
     assert to_mrkdwn("**Yes** see [the guide](https://d.example/x) & <ask> [1]") == (
         "*Yes* see <https://d.example/x|the guide> &amp; &lt;ask&gt; [1]"
