@@ -96,3 +96,46 @@ def test_unreadable_files_raise_a_clear_error(tmp_path: Path, name: str, content
     path.write_bytes(content)
     with pytest.raises(DocumentLoadError, match=reason):
         load_document(path)
+
+
+def test_front_matter_is_yaml_and_becomes_metadata(tmp_path: Path) -> None:
+    doc = load_document(
+        write(
+            tmp_path / "sso.md",
+            "---\ntitle: 'SSO: SAML and OIDC'\ntags: [security, sso]\nupdated: 2026-11-03\nauthor: Dana\n"
+            "product:\n  tier: enterprise\n  regions:\n    - eu\n    - us\n---\n# SSO\n\nSAML is supported.\n",
+        )
+    )
+    assert doc.title == "SSO: SAML and OIDC"  # a colon inside a quoted value: real YAML, not key: value lines
+    assert doc.meta == {
+        "tags": ["security", "sso"],
+        "updated": "2026-11-03",
+        "author": "Dana",
+        "product.tier": "enterprise",
+        "product.regions": ["eu", "us"],
+    }
+    comma_tags = load_document(write(tmp_path / "b.md", "---\ntags: billing, invoices\n---\nText.\n"))
+    assert comma_tags.meta == {"tags": ["billing", "invoices"]}
+
+
+def test_front_matter_that_is_not_yaml_stays_text(tmp_path: Path) -> None:
+    doc = load_document(write(tmp_path / "odd.md", "---\n: [unclosed\n---\nBody text.\n"))
+    assert doc.meta == {}
+    assert "unclosed" in " ".join(block.text for block in doc.blocks)
+
+
+def test_fetched_content_loads_like_a_file(tmp_path: Path) -> None:
+    from retrieval.loaders import load_content
+
+    page = load_content(
+        b"<html><head><title>Limits</title></head><body><p>600 requests a minute.</p></body></html>", "page.html"
+    )
+    assert page.title == "Limits" and "600 requests" in page.blocks[0].text
+    markdown = load_content("---\ntags: [api]\n---\n# Rate limits\n\n600 a minute.\n", "README.md")
+    assert (markdown.title, markdown.meta) == ("Rate limits", {"tags": ["api"]})
+    legacy = load_content("数据导出说明\n\n每分钟600次请求。".encode("gb18030"), "notes.txt")
+    assert legacy.encoding == "GB18030" and "每分钟600次" in legacy.blocks[0].text
+    with pytest.raises(DocumentLoadError, match="not a readable PDF"):
+        load_content(b"%PDF-1.4 broken", "guide.pdf")
+    with pytest.raises(DocumentLoadError, match="unsupported file type"):
+        load_content(b"x", "data.csv")
