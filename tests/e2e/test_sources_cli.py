@@ -240,12 +240,14 @@ def test_a_source_locked_by_another_process_is_not_synced_twice(env: Path, handb
     code, out, err = run_cli(capsys, "sync", "hb")
     assert code == 0 and "2 added" in out, err
 
-    crashed = hold_lock("hb", 2)  # killed without releasing: its lease runs out
+    lease_s = 6.0  # long enough for the first sync below to start inside it on a busy machine
+    crashed = hold_lock("hb", lease_s)  # killed without releasing: its lease runs out
+    runs_out = time.monotonic() + lease_s
     crashed.kill()
     crashed.wait(10)
     code, _, err = run_cli(capsys, "sync", "hb")
     assert code == 1 and "being synced by another process" in " ".join(err.split())
-    time.sleep(2.5)
+    time.sleep(max(0.0, runs_out - time.monotonic()) + 0.5)
     code, out, err = run_cli(capsys, "sync", "hb")
     assert code == 0 and "2 unchanged" in out, err
 
