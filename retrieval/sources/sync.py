@@ -251,7 +251,7 @@ class _Step:
         document.source = meta.url or document.source
         if meta.title and document.title in ("", fallback_title):
             document.title = meta.title
-        document.meta = {**document.meta, **described, "tags": _tags(document.meta.get("tags"), described)}
+        document.meta = _merge(document.meta, described)
         outcome = "changed" if old is not None or path in self.committed else "added"
         head = list(itertools.islice(writer.chunks(document), writer.batch_chunks + 1))
         entry = _Pending(state, meta, path, document, head, outcome)
@@ -282,6 +282,15 @@ def _describe(meta: DocumentMeta, source: str, tags: tuple[str, ...]) -> dict[st
     if meta.section:
         described["location"] = " / ".join(meta.section)
     return described
+
+
+def _merge(own: Mapping[str, Any], described: Mapping[str, Any]) -> dict[str, Any]:
+    """A document's front matter with what the source says about it: the source names it and adds its tags, but
+    the document's own `updated` and `author` win over the source's guess (a folder's file mtime says when the file
+    was copied, not when its content changed)."""
+    merged = {**own, **described, "tags": _tags(own.get("tags"), described)}
+    merged.update({key: own[key] for key in ("updated", "author") if own.get(key)})
+    return merged
 
 
 def _tags(own: Any, described: Mapping[str, Any]) -> list[str]:
