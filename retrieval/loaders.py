@@ -48,7 +48,7 @@ def _load_bytes(loader: Loader, raw: bytes, path: Path) -> LoadedDocument:
         return parse_html(raw, path)
     if loader in (load_markdown, load_text):
         text, encoding = decode_text(raw)
-        doc = parse_markdown(text, path) if loader is load_markdown else _plain_text(text, path)
+        doc = parse_markdown(text, path) if loader is load_markdown else _plain_text(text.strip(), path)
         doc.encoding = encoding
         return doc
     with tempfile.TemporaryDirectory(prefix="ragbot-") as folder:
@@ -270,13 +270,14 @@ def _drop_title_heading(blocks: list[Block], title: str) -> list[Block]:
 
 def load_text(path: Path) -> LoadedDocument:
     text, encoding = _read_text(path)
+    text = text.strip()  # rebound, so the unstripped copy of a big file is freed before it is split
     doc = _plain_text(text, path)
     doc.encoding = encoding
     return doc
 
 
 def _plain_text(text: str, path: Path) -> LoadedDocument:
-    text = text.strip()
+    """A stripped text file's blocks: its first short line is the title."""
     source_chars = len(text)
     lines = text.splitlines()
     title = ""
