@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -182,13 +183,20 @@ class _OnnxForward:
 
 
 class _OpenVinoForward:
+    """The compiled model with an infer request per thread: a compiled model's own call reuses one request, which
+    two threads (answers and a background sync, several Slack workers) must not share."""
+
     def __init__(self, path: Path) -> None:
         import openvino
 
         self.compiled = openvino.Core().compile_model(str(path), "CPU")
+        self._local = threading.local()
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(self.compiled(inputs)[0])
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return np.array(request.infer(inputs)[0])  # a copy: the request's buffer is reused by its next call
 
 
 def _exported_model(forward: _OnnxForward | _OpenVinoForward, config: Any, input_names: list[str]) -> Any:

@@ -96,3 +96,17 @@ def test_auto_falls_back_to_torch_when_the_export_cannot_be_written(
     assert np.allclose(fallback.encode(TEXTS[:1]), on_torch.encode(TEXTS[:1]), atol=1e-6)
     with pytest.raises(EmbedderLoadError, match="Cannot run the embedding model"):  # asked for by name: an error
         SentenceTransformerEmbedder(runtime="openvino", cache_dir=blocked / "minilm")
+
+
+def test_openvino_embeds_from_several_threads_at_once(embedder) -> None:
+    """Answers and a background sync embed at the same time: each thread gets the vectors it would get alone (a
+    compiled model's one shared infer request would hand one thread's output to another)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert embedder.runtime == "openvino"
+    batches = [[text] * size for text, size in zip(TEXTS * 4, [1, 7, 3, 12] * 4, strict=True)]
+    alone = [embedder.encode(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(embedder.encode, batches * 3))
+    for expected, got in zip(alone * 3, together, strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-5)
