@@ -17,7 +17,6 @@ from bot.cli.console import err, out, plural, progress_bar
 if TYPE_CHECKING:
     from retrieval.sources.sync import SyncReport
 
-KINDS = ("folder", "web", "confluence", "notion", "zendesk", "github")
 # How often a source syncs when `--every` is not given: a folder is cheap to look at, a site is not.
 DEFAULT_EVERY = {"folder": "1h"}
 DEFAULT_REMOTE_EVERY = "6h"
@@ -50,7 +49,7 @@ def show_every(seconds: int | None) -> str:
 
 def add(
     name: Annotated[str, typer.Argument(help="The source's name (presets filter by it)")],
-    kind: Annotated[str, typer.Option("--kind", help=f"One of: {', '.join(KINDS)}")],
+    kind: Annotated[str, typer.Option("--kind", help="folder, web, confluence, notion, zendesk or github")],
     path: Annotated[
         str | None, typer.Option(help="folder: the folder; github: the folder in the repository (default: all)")
     ] = None,
@@ -87,10 +86,12 @@ def add(
     """Add a source: a folder, a website, a Confluence space, Notion pages, a Zendesk help center, a GitHub repo."""
     import store
     from bot.app import open_components
-    from retrieval.sources.kinds import DEFAULT_TOKEN_ENV, check_settings
+    from retrieval.sources.kinds import DEFAULT_TOKEN_ENV, SOURCE_KINDS, check_settings
 
-    if kind not in KINDS:
-        raise typer.BadParameter(f"{kind!r} is not a source kind: use one of {', '.join(KINDS)}", param_hint="--kind")
+    if kind not in SOURCE_KINDS:
+        raise typer.BadParameter(
+            f"{kind!r} is not a source kind: use one of {', '.join(SOURCE_KINDS)}", param_hint="--kind"
+        )
     if collection is not None:
         check_option_collection(collection)
     if token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):

@@ -18,7 +18,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "zendesk": ("url",),
     "github": ("repo",),
 }
-SOURCE_KINDS = tuple(REQUIRED)
+SOURCE_KINDS = tuple(REQUIRED)  # the database holds the same list in its check (store.models, below retrieval)
 # The environment variable a kind's token is read from when the source names none.
 DEFAULT_TOKEN_ENV = {
     "confluence": "CONFLUENCE_API_TOKEN",

@@ -359,3 +359,12 @@ def test_0008_downgrades_and_upgrades_keeping_other_data(migrated: Engine) -> No
         add(session, "docs", kind="github")  # the recreated tables take rows again
         session.commit()
         assert store.source_named(session, "docs").kind == "github"
+
+
+def test_the_database_knows_the_kinds_retrieval_has_connectors_for() -> None:
+    """The kinds are checked in the database (store sits below retrieval, so it keeps its own list): the two lists
+    must not drift, or a new connector's sources would be refused by the database."""
+    from retrieval.sources.kinds import SOURCE_KINDS as CONNECTOR_KINDS
+    from store.models import SOURCE_KINDS
+
+    assert SOURCE_KINDS == CONNECTOR_KINDS
