@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ class EdgeIndex(Index):
         self.root = Path(root)
         self.location = f"embedded Qdrant Edge store at {self.root}"
         self._shards: dict[str, qe.EdgeShard] = {}
+        self._opening = threading.Lock()
 
     # -- collections -------------------------------------------------------------------------------
     def _dir(self, collection: str) -> Path:
@@ -108,7 +110,8 @@ class EdgeIndex(Index):
     def _shard(self, collection: str) -> qe.EdgeShard:
         shard = self._shards.get(collection)
         if shard is None:
-            shard = self._open(collection, qe.EdgeShard.load)
+            with self._opening:  # answers and a background sync may touch a collection first at the same time
+                shard = self._shards.get(collection) or self._open(collection, qe.EdgeShard.load)
         return shard
 
     def _open(self, collection: str, opener: Any) -> qe.EdgeShard:
