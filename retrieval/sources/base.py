@@ -17,6 +17,18 @@ from typing import Any
 from retrieval.errors import RetrievalError
 
 
+def parse_timestamp(value: object) -> datetime | None:
+    """An API's ISO 8601 time with its zone ("2026-11-03T09:30:00Z", "...+08:00") as an aware datetime; None for
+    anything else, so one odd field never fails a document."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 class SourceError(RetrievalError):
     """The source as a whole cannot be read (listing failed, site unreachable): the sync fails, nothing is pruned."""
 

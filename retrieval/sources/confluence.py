@@ -12,11 +12,8 @@ import html
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
-
-import httpx
 
 from retrieval.sources.base import (
     Changed,
@@ -27,8 +24,9 @@ from retrieval.sources.base import (
     KnownDocument,
     SourceError,
     Unchanged,
+    parse_timestamp,
 )
-from retrieval.sources.http import FetchError, SourceHttp
+from retrieval.sources.http import FetchError, SourceHttp, json_object
 
 PAGE_SIZE = 50  # pages per listing request (metadata only; Confluence allows more, but answers slower)
 LIST_EXPAND = "version,ancestors,metadata.labels"
@@ -80,7 +78,7 @@ class ConfluenceConnector(Connector):
         """The space's name, which also proves it exists: a listing of a mistyped key is empty, not an error, and
         an empty walk would prune every page the space had."""
         try:
-            data = _json(self.http.get(f"{self.url}/rest/api/space/{key}"))
+            data = json_object(self.http.get(f"{self.url}/rest/api/space/{key}"), f"Confluence: space {key!r}")
         except FetchError as exc:
             if exc.status == 404:
                 raise SourceError(f"Confluence: no space {key!r} at {self.url} (or the token cannot see it)") from exc
@@ -100,7 +98,7 @@ class ConfluenceConnector(Connector):
             "limit": self.page_size,
         }
         while url:
-            data = _json(self.http.get(url, params=params))
+            data = json_object(self.http.get(url, params=params), f"Confluence: the listing of space {space_key!r}")
             links = data.get("_links") or {}
             base = str(links.get("base") or self.url)
             results = data.get("results")
@@ -126,7 +124,7 @@ class ConfluenceConnector(Connector):
         except FetchError as exc:  # one page failing is reported; a refused token (SourceAuthError) stops the walk
             return Failed(key, str(exc), url)
         try:
-            full = _json(response)
+            full = json_object(response, f"Confluence: page {key}")
             storage = full["body"]["storage"]["value"]
         except (KeyError, TypeError, SourceError):
             return Failed(key, "Confluence: the page came back without its storage-format body", url)
@@ -139,7 +137,7 @@ class ConfluenceConnector(Connector):
             url=url,
             title=title,
             section=tuple(s for s in (space_name, *ancestors) if s),
-            updated=_when(latest.get("when")),
+            updated=parse_timestamp(latest.get("when")),
             author=str((latest.get("by") or {}).get("displayName") or ""),
             tags=tuple(str(label["name"]) for label in labels if isinstance(label, dict) and label.get("name")),
         )
@@ -170,23 +168,3 @@ def _absolute(base: str, link: str) -> str:
     if link.startswith(("http://", "https://")):
         return link
     return base.rstrip("/") + "/" + link.lstrip("/") if link.startswith("/") else urljoin(base + "/", link)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise SourceError(f"Confluence: {response.request.url.path} did not answer JSON") from exc
-    if not isinstance(data, dict):
-        raise SourceError(f"Confluence: {response.request.url.path} answered an unexpected shape")
-    return data
-
-
-def _when(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None

@@ -30,7 +30,7 @@ from retrieval.sources.base import (
     SourceError,
     Unchanged,
 )
-from retrieval.sources.http import FetchError, SourceHttp, retry_after_seconds
+from retrieval.sources.http import FetchError, SourceHttp, json_object, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -210,13 +210,7 @@ class GitHubConnector(Connector):
                     f"GitHub has no repository {self.repo} (a private one needs a token in {self.token_env})"
                 ) from exc
             raise
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise FetchError(f"GitHub ({self.repo}) answered {what} with something other than JSON", 200) from exc
-        if not isinstance(payload, dict):
-            raise FetchError(f"GitHub ({self.repo}) answered {what} with something other than an object", 200)
-        return payload
+        return json_object(response, f"GitHub ({self.repo}), asked for {what},")
 
     def close(self) -> None:
         self.http.close()

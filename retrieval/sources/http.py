@@ -159,6 +159,18 @@ class SourceHttp:
         self.client.close()
 
 
+def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The response's JSON object, or FetchError saying that `what` answered something else (an HTML error page
+    from a proxy, a list where an object belongs)."""
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise FetchError(f"{what} answered with something other than JSON", response.status_code) from exc
+    if not isinstance(data, dict):
+        raise FetchError(f"{what} answered with something other than a JSON object", response.status_code)
+    return data
+
+
 def http_date(moment: datetime) -> str:
     """A datetime as an HTTP date (Last-Modified, If-Modified-Since)."""
     return email.utils.format_datetime(moment.astimezone(timezone.utc), usegmt=True)

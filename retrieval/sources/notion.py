@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from typing import Any
-
-import httpx
 
 from retrieval.sources.base import (
     Changed,
@@ -25,8 +22,9 @@ from retrieval.sources.base import (
     SourceAuthError,
     SourceError,
     Unchanged,
+    parse_timestamp,
 )
-from retrieval.sources.http import SourceHttp
+from retrieval.sources.http import SourceHttp, json_object
 
 NOTION_VERSION = "2022-06-28"
 PAGE_SIZE = 100  # the API's maximum for search, database queries and block children
@@ -92,7 +90,7 @@ class NotionConnector(Connector):
             else:
                 params = {"page_size": PAGE_SIZE, **({"start_cursor": cursor} if cursor else {})}
                 response = self.http.get(path, params=params)
-            data = _json(response)
+            data = json_object(response, f"Notion: {path}")
             results = data.get("results")
             if not isinstance(results, list):
                 raise SourceError(f"Notion: {path} answered without results")
@@ -119,7 +117,7 @@ class NotionConnector(Connector):
             url=url,
             title=title,
             section=section,
-            updated=_when(page.get("last_edited_time")),
+            updated=parse_timestamp(page.get("last_edited_time")),
             author=str((page.get("last_edited_by") or page.get("created_by") or {}).get("id") or ""),
             tags=page_tags(page),
         )
@@ -256,23 +254,3 @@ def _plain(rich_text: object) -> str:
     if not isinstance(rich_text, list):
         return ""
     return "".join(str(part.get("plain_text") or "") for part in rich_text if isinstance(part, dict))
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise SourceError(f"Notion: {response.request.url.path} did not answer JSON") from exc
-    if not isinstance(data, dict):
-        raise SourceError(f"Notion: {response.request.url.path} answered an unexpected shape")
-    return data
-
-
-def _when(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None

@@ -11,12 +11,20 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from retrieval.sources.base import Changed, Connector, DocumentMeta, Item, KnownDocument, SourceError, Unchanged
-from retrieval.sources.http import FetchError, SourceHttp
+from retrieval.sources.base import (
+    Changed,
+    Connector,
+    DocumentMeta,
+    Item,
+    KnownDocument,
+    SourceError,
+    Unchanged,
+    parse_timestamp,
+)
+from retrieval.sources.http import FetchError, SourceHttp, json_object
 
 MAX_PAGE_SIZE = 100  # the most `page[size]` Zendesk accepts on Help Center lists
 
@@ -87,7 +95,7 @@ class ZendeskConnector(Connector):
             url=str(article.get("html_url") or ""),
             title=title,
             section=self._section_path(article.get("section_id")),
-            updated=_timestamp(article.get("edited_at") or article.get("updated_at")),
+            updated=parse_timestamp(article.get("edited_at") or article.get("updated_at")),
             author=str(article["author_id"]) if article.get("author_id") is not None else "",
             tags=tuple(str(label) for label in article.get("label_names") or ()),
         )
@@ -154,13 +162,7 @@ class ZendeskConnector(Connector):
             response = self.http.get(url, params=params)
         except FetchError as exc:
             raise SourceError(f"cannot list Zendesk {what}: {exc}") from exc
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise SourceError(f"Zendesk ({self.url}) answered the {what} list with something other than JSON") from exc
-        if not isinstance(payload, dict):
-            raise SourceError(f"Zendesk ({self.url}) answered the {what} list with something other than an object")
-        return payload
+        return json_object(response, f"Zendesk ({self.url}), asked for the {what} list,")
 
     def close(self) -> None:
         self.http.close()
@@ -173,13 +175,3 @@ def _article_html(title: str, body: str) -> str:
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escaped}</title></head>\n'
         f"<body><article><h1>{escaped}</h1>\n{body}\n</article></body></html>\n"
     )
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
