@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import store
+from admin import audit
 from admin.errors import AdminConfigError
 from store.models import NO_ROLE, USER_ROLES
 
@@ -46,6 +47,8 @@ FLOW_COOKIE = "ragbot_oidc"
 SCOPES = "openid email profile"
 # ID tokens may be a little off the provider's clock.
 LEEWAY_S = 60
+# Who the audit log names for what single sign-on did by itself (a user created, a role from the provider's groups).
+SSO_ACTOR = "sso"
 UNKNOWN_STATE = "This sign-in was not started here, or was already used: start again from the sign-in page."
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.@-]")
 
@@ -377,12 +380,17 @@ def sso_user(session: Session, claims: dict[str, Any], config: OidcConfig) -> st
             oidc_subject=subject,
         )
         session.add(user)
+        after = {"role": user.role, "team": user.team, "email": email, "issuer": issuer}
+        audit.record(session, SSO_ACTOR, audit.Action.USER_CREATE, f"user {user.name}", None, after)
         log.info("Created admin user %s on their first sign-in through %s (role %s).", user.name, issuer, user.role)
     else:
         if not user.active:
             raise OidcError("This account is switched off: ask an admin to switch it on again.")
-        if grant is not None:
+        if grant is not None and (user.role, user.team) != (grant.role, grant.team):
+            before = {"role": user.role, "team": user.team}
             user.role, user.team = grant.role, grant.team
+            after = {"role": user.role, "team": user.team}
+            audit.record(session, SSO_ACTOR, audit.Action.USER_ROLE, f"user {user.name}", before, after)
         if email:
             user.email = email
     session.flush()

@@ -271,3 +271,25 @@ def test_settings_need_a_way_in_and_hide_the_secret(sessions) -> None:
     config = OidcConfig.from_settings("https://id.example", CLIENT_ID, CLIENT_SECRET)
     assert CLIENT_SECRET not in repr(settings) and CLIENT_SECRET not in repr(config)
     assert config.label == "id.example"
+
+
+def test_an_admin_grants_a_role_to_a_new_sso_user(make_client, provider, sessions) -> None:
+    person = make_client()
+    assert sign_in(person, provider).status_code == 200
+    assert person.get("/admin/rankings", follow_redirects=False).status_code == 403
+    with sessions() as session:
+        ann = session.scalar(select(store.User).where(store.User.oidc_subject == "u-1")).id
+
+    rita = make_client().login("rita")  # a reviewer grants nothing
+    assert rita.form(f"/admin/users/{ann}/role", {"role": "admin"}).status_code == 403
+    alice = make_client().login("alice")
+    assert "single sign-on (ann@example.com)" in alice.get("/admin/users").text
+    no_team = alice.form(f"/admin/users/{ann}/role", {"role": "team_admin", "team": ""})
+    assert no_team.status_code == 400 and "needs a team" in no_team.text
+    assert alice.form(f"/admin/users/{ann}/role", {"role": "reviewer"}).status_code == 303
+
+    assert person.get("/admin/rankings").status_code == 200  # the same session, now with a role
+    with sessions() as session:
+        about_ann = store.AuditEntry.target == "user ann@example.com"
+        entries = session.scalars(select(store.AuditEntry).where(about_ann).order_by(store.AuditEntry.id)).all()
+        assert [(e.actor, e.action) for e in entries] == [("sso", "user.create"), ("alice", "user.role")]
