@@ -119,6 +119,8 @@ def create_admin_app(
 
     guarded = [Depends(csrf_protect)]
     app.include_router(auth.router, dependencies=guarded)
+    if oidc is not None:
+        app.include_router(auth.sso_router, dependencies=guarded)
     for module in (overview, presets, rankings, playground, sources, users, audit):
         app.include_router(module.router, dependencies=guarded)
     return app

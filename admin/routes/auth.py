@@ -3,7 +3,7 @@ Connect provider when one is configured. The only pages reachable without a sess
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +24,8 @@ from admin.templating import render
 from store.models import utcnow
 
 router = APIRouter()
+# Single sign-on's two open routes, included only when a provider is configured.
+sso_router = APIRouter()
 # A longer `next` is dropped rather than echoed back into the form.
 MAX_NEXT_CHARS = 2048
 
@@ -31,7 +33,7 @@ MAX_NEXT_CHARS = 2048
 def _safe_next(target: str | None, request: Request) -> str:
     """Only same-app paths: a login link must not bounce users to another site."""
     root = str(request.url_for("overview_page").path)
-    if target and target.startswith("/") and not target.startswith("//"):
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return root
 
@@ -107,9 +109,7 @@ def login(
 
 
 def _provider(request: Request) -> OidcProvider:
-    provider: OidcProvider | None = request.app.state.oidc
-    if provider is None:
-        raise HTTPException(status_code=404, detail="Single sign-on is not configured here.")
+    provider: OidcProvider = request.app.state.oidc  # set whenever sso_router is included
     return provider
 
 
@@ -123,7 +123,7 @@ def _flow_cookie_kwargs(request: Request) -> dict[str, object]:
     return {"path": request.url_for("oidc_callback").path, "secure": request.app.state.production, "httponly": True}
 
 
-@router.get("/login/oidc", name="oidc_login")
+@sso_router.get("/login/oidc", name="oidc_login")
 def oidc_login(request: Request, next: str = "") -> Response:
     """Send the browser to the provider, with a fresh state, nonce and PKCE challenge; their secrets go to the
     callback in a signed cookie that lives FLOW_TTL_S."""
@@ -141,7 +141,7 @@ def oidc_login(request: Request, next: str = "") -> Response:
     return response
 
 
-@router.get("/auth/oidc/callback", name="oidc_callback")
+@sso_router.get("/auth/oidc/callback", name="oidc_callback")
 def oidc_callback(
     request: Request,
     state: str = "",

@@ -18,6 +18,7 @@ import store
 from admin.oidc import FLOW_COOKIE, UNKNOWN_STATE, OidcConfig
 from tests.admin.conftest import PASSWORD, AdminClient, csrf_from
 from tests.admin.fake_oidc import CLIENT_ID, CLIENT_SECRET, FakeOidcServer
+from tests.admin.test_auth_and_access import admin_routes
 
 KEY = RSAKey.generate_key(2048, parameters={"kid": "provider-key"})
 OTHER_KEY = RSAKey.generate_key(2048, parameters={"kid": "provider-key"})  # same kid, another key
@@ -293,3 +294,19 @@ def test_an_admin_grants_a_role_to_a_new_sso_user(make_client, provider, session
         about_ann = store.AuditEntry.target == "user ann@example.com"
         entries = session.scalars(select(store.AuditEntry).where(about_ann).order_by(store.AuditEntry.id)).all()
         assert [(e.actor, e.action) for e in entries] == [("sso", "user.create"), ("alice", "user.role")]
+
+
+def test_only_the_sign_in_routes_are_open(make_client) -> None:
+    """With single sign-on on, its two routes join the sign-in page as the only ones open without a session."""
+    client = make_client()
+    open_routes = {
+        ("GET", "/admin/login"),
+        ("POST", "/admin/login"),
+        ("GET", "/admin/login/oidc"),
+        ("GET", "/admin/auth/oidc/callback"),
+    }
+    routes = set(admin_routes(client.app))
+    assert open_routes <= routes and len(routes) > 10
+    for method, path in sorted(routes - open_routes):
+        response = client.request(method, path, follow_redirects=False)
+        assert response.status_code in (303, 401, 403), (method, path, response.status_code)
