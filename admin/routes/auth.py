@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import store
@@ -162,8 +163,10 @@ def oidc_callback(
         if not code:
             raise OidcError("The identity provider sent no sign-in code: start again from the sign-in page.")
         claims = provider.finish(flow, code, _callback_url(request))
-        user = sso_user(session, claims, provider.config)
-        user_id = user.id
+        try:
+            user_id = sso_user(session, claims, provider.config).id
+        except IntegrityError:  # the same person's first sign-in in another tab created them a moment ago
+            raise OidcError("You signed in twice at the same moment: start again from the sign-in page.") from None
     except OidcError as exc:
         session.rollback()
         response = _login_form(request, "", exc.status_code, str(exc))

@@ -135,7 +135,8 @@ def test_first_sign_in_creates_a_user_with_no_rights(make_client, provider, sess
 
 def test_default_role_and_group_mapping(make_client, provider, sessions) -> None:
     client = make_client(default_role="reviewer")
-    assert sign_in(client, provider).status_code == 200
+    landed = sign_in(client, provider, next="/\\evil.example/")  # browsers read /\ as //: not a path of ours
+    assert landed.status_code == 200 and 'content="0;url=/admin/"' in landed.text
     assert client.get("/admin/rankings").status_code == 200
     assert client.get("/admin/presets").status_code == 403  # a reviewer, not an admin
 
