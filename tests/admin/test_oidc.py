@@ -311,3 +311,29 @@ def test_only_the_sign_in_routes_are_open(make_client) -> None:
     for method, path in sorted(routes - open_routes):
         response = client.request(method, path, follow_redirects=False)
         assert response.status_code in (303, 401, 403), (method, path, response.status_code)
+
+
+def test_the_settings_reach_the_admin_app(provider, sessions) -> None:
+    """`ragbot serve`'s wiring (bot.app.web.build_admin) from the OIDC_* and ADMIN_PASSWORD_LOGIN settings."""
+    from types import SimpleNamespace
+
+    from bot.app.web import build_admin, create_http_app
+    from bot.settings import Settings
+
+    settings = Settings(
+        _env_file=None,
+        admin_secret_key=SECRET_KEY,
+        admin_password_login=False,
+        oidc_issuer=provider.issuer,
+        oidc_client_id=CLIENT_ID,
+        oidc_client_secret=CLIENT_SECRET,
+        oidc_provider_name="Corp ID",
+        oidc_allowed_domains="example.com",
+        oidc_default_role="reviewer",
+    )
+    admin = build_admin(SimpleNamespace(settings=settings, sessions=sessions, answers=None))
+    with AdminClient(create_http_app(None, admin), headers={"accept": "text/html"}) as client:
+        page = client.get("/admin/login")
+        assert "Sign in with Corp ID" in page.text and 'name="password"' not in page.text
+        assert sign_in(client, provider).status_code == 200
+        assert client.get("/admin/rankings").status_code == 200  # OIDC_DEFAULT_ROLE=reviewer
