@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
@@ -13,17 +14,18 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
-from admin.deps import LoginRequired, csrf_protect, signed_in_user
+from admin.deps import LoginRequired, NoAccess, csrf_protect, signed_in_user
+from admin.errors import AdminConfigError
 from admin.middleware import FORM_LIMITS, BodyLimit, SecurityHeaders
 from admin.security import MIN_SECRET_KEY_CHARS, SESSION_TTL, SignInThrottle
 from admin.templating import HERE, render
 from bot.answering import AnswerService
 
+if TYPE_CHECKING:
+    from admin.oidc import OidcConfig
+
 log = logging.getLogger(__name__)
-
-
-class AdminConfigError(ValueError):
-    """The admin app cannot start safely with these settings."""
+__all__ = ["AdminConfigError", "create_admin_app"]
 
 
 def create_admin_app(
@@ -33,9 +35,18 @@ def create_admin_app(
     secret_key: str | None,
     production: bool = False,
     throttle: SignInThrottle | None = None,
+    oidc: OidcConfig | None = None,
+    password_login: bool = True,
 ) -> FastAPI:
     """`answers` returns the answer service when the playground or a comparison first needs it (models load
-    lazily). `throttle` counts sign-in tries (default: SignInThrottle's back-offs over `sessions`)."""
+    lazily). `throttle` counts sign-in tries (default: SignInThrottle's back-offs over `sessions`). `oidc` adds
+    single sign-on through that identity provider; `password_login` False refuses local passwords (then `oidc`
+    is required, or no one could sign in)."""
+    if not password_login and oidc is None:
+        raise AdminConfigError(
+            "ADMIN_PASSWORD_LOGIN=false turns password sign-in off, and single sign-on is not configured "
+            "(OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET): no one could sign in."
+        )
     if not secret_key:
         if production:
             raise AdminConfigError(
@@ -55,12 +66,17 @@ def create_admin_app(
             raise AdminConfigError(message + " In production the admin app refuses to start with a short key.")
         log.warning(message)
 
+    from admin.oidc import FlowCookie, OidcProvider
     from admin.routes import audit, auth, overview, playground, presets, rankings, sources, users
 
     app = FastAPI(title="ragbot admin", docs_url=None, redoc_url=None, openapi_url=None, form_limits=FORM_LIMITS)
     app.state.sessions = sessions
     app.state.answers = answers
     app.state.sign_in_throttle = throttle or SignInThrottle(sessions)
+    app.state.password_login = password_login
+    app.state.oidc = OidcProvider(oidc) if oidc is not None else None
+    app.state.oidc_cookie = FlowCookie(secret_key)
+    app.state.production = production
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key,
@@ -81,6 +97,12 @@ def create_admin_app(
             return RedirectResponse(request.url_for("login_page").include_query_params(next=request.url.path), 303)
         return JSONResponse({"error": "Sign in first."}, status_code=401)
 
+    @app.exception_handler(NoAccess)
+    def no_access(request: Request, exc: NoAccess) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            return render(request, "no_access.html", exc.user, status_code=403)
+        return JSONResponse({"error": "Your account has no role yet: ask an admin for access."}, status_code=403)
+
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> Response:
         if "text/html" in request.headers.get("accept", ""):
@@ -97,6 +119,8 @@ def create_admin_app(
 
     guarded = [Depends(csrf_protect)]
     app.include_router(auth.router, dependencies=guarded)
+    if oidc is not None:
+        app.include_router(auth.sso_router, dependencies=guarded)
     for module in (overview, presets, rankings, playground, sources, users, audit):
         app.include_router(module.router, dependencies=guarded)
     return app

@@ -37,6 +37,7 @@ class Action(str, Enum):
     USER_DEACTIVATE = "user.deactivate"
     USER_ACTIVATE = "user.activate"
     USER_PASSWORD = "user.password"
+    USER_ROLE = "user.role"  # an admin (or the identity provider's groups, as "sso") changed a user's role
     SOURCE_SYNC = "source.sync"  # "Sync now": the scheduler is asked to sync the source
 
     def __str__(self) -> str:

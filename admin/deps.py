@@ -20,6 +20,14 @@ class LoginRequired(Exception):
     """No valid session: HTML requests go to the login page, others get 401."""
 
 
+class NoAccess(Exception):
+    """Signed in, but granted no role yet (a first single sign-on): the "ask an admin" page, never the app."""
+
+    def __init__(self, user: CurrentUser) -> None:
+        super().__init__(user.name)
+        self.user = user
+
+
 @dataclass(frozen=True)
 class CurrentUser:
     id: int
@@ -72,6 +80,8 @@ def current_user(request: Request, session: Session = Depends(db)) -> CurrentUse
     user = signed_in_user(request, session)
     if user is None:
         raise LoginRequired()
+    if user.role == store.NO_ROLE:
+        raise NoAccess(user)
     return user
 
 

@@ -59,6 +59,18 @@ def set_password(session: Session, user: store.User, password: str) -> int:
     return store.end_user_sessions(session, user.id)
 
 
+def set_role(session: Session, user: store.User, role: str, team: str | None) -> None:
+    """Give `user` another role (`none`: signed in, no pages), with a team only for a team admin; UserError when
+    the pair does not fit."""
+    team = (team or "").strip() or None
+    if role not in (*store.USER_ROLES, store.NO_ROLE):
+        raise UserError(f"Unknown role {role!r}: use one of {', '.join((*store.USER_ROLES, store.NO_ROLE))}.")
+    if role == "team_admin" and not team:
+        raise UserError("A team_admin needs a team: the team whose presets they edit.")
+    user.role, user.team = role, team if role == "team_admin" else None
+    session.flush()
+
+
 def deactivate(session: Session, user: store.User) -> int:
     """Switch `user` off: they cannot sign in and their open sessions end now; returns how many ended."""
     user.active = False

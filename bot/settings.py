@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from store.db import DEFAULT_DATABASE_URL
@@ -192,6 +192,17 @@ class Settings(BaseSettings):
     # --- admin app -------------------------------------------------------------------------------
     admin_secret_key: str | None = Field(None, description="Signs admin session cookies; required in production.")
     ragbot_env: Literal["development", "production"] = Field("development", description="production: strict.")
+    admin_password_login: bool = Field(True, description="false: no local password sign-in (single sign-on only).")
+
+    # --- admin single sign-on (OpenID Connect) ------------------------------------------------------------------------
+    oidc_issuer: str | None = Field(None, description="The identity provider's issuer URL; set to enable SSO.")
+    oidc_client_id: str | None = Field(None, description="The client id registered at the provider.")
+    oidc_client_secret: SecretStr | None = Field(None, description="The client's secret (never shown or logged).")
+    oidc_provider_name: str | None = Field(None, description="Shown as 'Sign in with NAME' (default: issuer host).")
+    oidc_allowed_domains: str | None = Field(None, description="Comma-separated email domains allowed to sign in.")
+    oidc_default_role: str = Field("none", description="Role of a first SSO sign-in: none, reviewer, admin, ...")
+    oidc_role_claim: str | None = Field(None, description="The ID token claim listing groups (e.g. groups).")
+    oidc_role_map: str | None = Field(None, description="group=role,... e.g. admins=admin,leads=team_admin:support.")
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from store.logins import (
 )
 from store.models import (
     MAX_ROW_ID,
+    NO_ROLE,
     USER_ROLES,
     AdminSession,
     AnswerJob,
@@ -81,6 +82,7 @@ from store.sources import (
 
 __all__ = [
     "MAX_ROW_ID",
+    "NO_ROLE",
     "USER_ROLES",
     "AdminSession",
     "AnswerJob",

@@ -319,6 +319,8 @@ class AnswerJob(Base):
 
 
 USER_ROLES = ("admin", "team_admin", "reviewer")
+# The role of a user who signed in through single sign-on and was granted nothing yet: signed in, no pages.
+NO_ROLE = "none"
 
 
 class User(Base):
@@ -326,15 +328,23 @@ class User(Base):
     cannot sign in, and their open sessions are refused."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'team_admin', 'reviewer')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'team_admin', 'reviewer', 'none')", name="role"),
+        UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc_identity"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String, unique=True)
-    password_hash: Mapped[str] = mapped_column(String)
+    # None: signs in only through single sign-on.
+    password_hash: Mapped[str | None] = mapped_column(String)
     role: Mapped[str] = mapped_column(String)
     team: Mapped[str | None] = mapped_column(String)
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    email: Mapped[str | None] = mapped_column(String)
+    # The identity provider's issuer and subject: how a single sign-on finds its user (never by name or email).
+    oidc_issuer: Mapped[str | None] = mapped_column(String)
+    oidc_subject: Mapped[str | None] = mapped_column(String)
 
 
 class AdminSession(Base):

@@ -140,13 +140,28 @@ def slack_configured(parts: Components) -> bool:
 
 def build_admin(parts: Components) -> FastAPI:
     from admin import create_admin_app
+    from admin.oidc import OidcConfig
 
     s = parts.settings
+    oidc = None
+    if s.oidc_issuer:
+        oidc = OidcConfig.from_settings(
+            s.oidc_issuer,
+            s.oidc_client_id or "",
+            s.oidc_client_secret.get_secret_value() if s.oidc_client_secret else "",
+            allowed_domains=s.oidc_allowed_domains,
+            default_role=s.oidc_default_role,
+            role_claim=s.oidc_role_claim,
+            role_map=s.oidc_role_map,
+            provider_name=s.oidc_provider_name,
+        )
     return create_admin_app(
         parts.sessions,
         lambda: parts.answers,
         secret_key=s.admin_secret_key,
         production=s.ragbot_env == "production",
+        oidc=oidc,
+        password_login=s.admin_password_login,
     )
 
 
