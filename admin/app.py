@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
+from admin.channels import ChannelDirectory
 from admin.deps import LoginRequired, csrf_protect, signed_in_user
 from admin.middleware import FORM_LIMITS, BodyLimit, SecurityHeaders
 from admin.security import MIN_SECRET_KEY_CHARS, SESSION_TTL, SignInThrottle
@@ -33,9 +34,11 @@ def create_admin_app(
     secret_key: str | None,
     production: bool = False,
     throttle: SignInThrottle | None = None,
+    channels: ChannelDirectory | None = None,
 ) -> FastAPI:
     """`answers` returns the answer service when the playground or a comparison first needs it (models load
-    lazily). `throttle` counts sign-in tries (default: SignInThrottle's back-offs over `sessions`)."""
+    lazily). `throttle` counts sign-in tries (default: SignInThrottle's back-offs over `sessions`). `channels`
+    names the channels the bot is in (binding by name, names beside ids); None: ids only."""
     if not secret_key:
         if production:
             raise AdminConfigError(
@@ -60,6 +63,7 @@ def create_admin_app(
     app = FastAPI(title="ragbot admin", docs_url=None, redoc_url=None, openapi_url=None, form_limits=FORM_LIMITS)
     app.state.sessions = sessions
     app.state.answers = answers
+    app.state.channels = channels
     app.state.sign_in_throttle = throttle or SignInThrottle(sessions)
     app.add_middleware(
         SessionMiddleware,

@@ -142,11 +142,17 @@ def build_admin(parts: Components) -> FastAPI:
     from admin import create_admin_app
 
     s = parts.settings
+    channels = None
+    if s.slack_bot_token:  # the binding form offers the bot's channels by name; without a token, ids only
+        from bot.slack.channels import ChannelDirectory
+
+        channels = ChannelDirectory.for_token(s.slack_bot_token, s.slack_api_url)
     return create_admin_app(
         parts.sessions,
         lambda: parts.answers,
         secret_key=s.admin_secret_key,
         production=s.ragbot_env == "production",
+        channels=channels,
     )
 
 
