@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.slack.channels import MIN_REFRESH_S, PAGE_LIMIT, TTL_S, ChannelDirectory
 from tests.fake_slack import FakeSlack
@@ -145,3 +147,8 @@ def test_slack_unreachable_leaves_ids_only(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.slack.channels"):
         assert ChannelDirectory.for_token("xoxb-test", url).names() == {}
     assert "Could not reach Slack" in caplog.text
+
+
+def test_the_manifest_grants_the_scopes_users_conversations_needs() -> None:
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[3] / "slack-app-manifest.yml").read_text())
+    assert {"channels:read", "groups:read"} <= set(manifest["oauth_config"]["scopes"]["bot"])
