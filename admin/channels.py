@@ -8,6 +8,8 @@ from typing import Protocol
 
 from fastapi import Request
 
+from admin.presets import CHANNEL_RE
+
 
 class ChannelDirectory(Protocol):
     """Channel id -> name for the channels the bot is in; cheap to call (cached by its owner)."""
@@ -43,6 +45,8 @@ def channel_id_of(request: Request, typed: str) -> str:
     """The id for what was typed: a known channel's name ("#sales" or "sales") becomes its id; anything else is
     returned as typed, for the id check to judge."""
     typed = typed.strip()
+    if CHANNEL_RE.match(typed):  # an id, even where some channel is named like one
+        return typed
     wanted = typed.removeprefix("#").lower()
     matches = [cid for cid, name in channel_names(request).items() if name.lower() == wanted]
     return matches[0] if len(matches) == 1 else typed

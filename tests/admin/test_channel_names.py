@@ -222,3 +222,11 @@ def test_the_composition_root_wires_a_directory_only_with_a_bot_token(
         assert isinstance(channels, ChannelDirectory)
         assert channels.names()[SALES] == "sales"  # at SLACK_API_URL, with the bot token
         assert fake_slack.calls_to("users.conversations")[0].token == token
+
+
+def test_the_support_channel_field_names_its_channel(sessions, as_user, preset_id: int) -> None:
+    with sessions.begin() as session:
+        session.get(store.Preset, preset_id).escalation_channel = LEGAL
+    page = as_user("sam").get(f"/admin/presets/{preset_id}").text
+    field = page.split('name="escalation_channel"')[1].split("</label>")[0]
+    assert f"#legal-private ({LEGAL})" in field
