@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
+from admin.channels import ChannelDirectory
 from admin.deps import LoginRequired, NoAccess, csrf_protect, signed_in_user
 from admin.errors import AdminConfigError
 from admin.middleware import FORM_LIMITS, BodyLimit, SecurityHeaders
@@ -37,11 +38,13 @@ def create_admin_app(
     throttle: SignInThrottle | None = None,
     oidc: OidcConfig | None = None,
     password_login: bool = True,
+    channels: ChannelDirectory | None = None,
 ) -> FastAPI:
     """`answers` returns the answer service when the playground or a comparison first needs it (models load
     lazily). `throttle` counts sign-in tries (default: SignInThrottle's back-offs over `sessions`). `oidc` adds
     single sign-on through that identity provider; `password_login` False refuses local passwords (then `oidc`
-    is required, or no one could sign in)."""
+    is required, or no one could sign in). `channels` names the channels the bot is in (binding by name, names
+    beside ids); None: ids only."""
     if not password_login and oidc is None:
         raise AdminConfigError(
             "ADMIN_PASSWORD_LOGIN=false turns password sign-in off, and single sign-on is not configured "
@@ -72,6 +75,7 @@ def create_admin_app(
     app = FastAPI(title="ragbot admin", docs_url=None, redoc_url=None, openapi_url=None, form_limits=FORM_LIMITS)
     app.state.sessions = sessions
     app.state.answers = answers
+    app.state.channels = channels
     app.state.sign_in_throttle = throttle or SignInThrottle(sessions)
     app.state.password_login = password_login
     app.state.oidc = OidcProvider(oidc) if oidc is not None else None

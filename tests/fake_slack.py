@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -71,6 +71,8 @@ class FakeSlack:
         # channel -> the error chat.postMessage answers there with (e.g. "not_in_channel"), other channels unhurt
         self.channel_errors: dict[str, str] = {}
         self.streams: dict[str, Stream] = {}  # by the streamed message's ts
+        # the workspace's channels, as conversations.list / users.conversations describe them (see `channel()`)
+        self.channels: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         fake = self
@@ -88,6 +90,24 @@ class FakeSlack:
                 method = self.path.rsplit("/", 1)[-1] if self.path.startswith("/api/") else "response_url"
                 auth = self.headers.get("Authorization", "")
                 status, body, headers = fake.answer(method, args, auth.removeprefix("Bearer ") or None)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                """Methods slack_sdk calls with GET (conversations.list, users.conversations): arguments in the
+                query string, the token in the Authorization header."""
+                url = urlsplit(self.path)
+                args = {k: v[0] for k, v in parse_qs(url.query).items()}
+                auth = self.headers.get("Authorization", "")
+                status, body, headers = fake.answer(
+                    url.path.rsplit("/", 1)[-1], args, auth.removeprefix("Bearer ") or None
+                )
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -147,6 +167,8 @@ class FakeSlack:
             return 200, self._replies(args), {}
         if method == "apps.connections.open":
             return 200, {"ok": True, "url": self.socket_url}, {}
+        if method in ("conversations.list", "users.conversations"):
+            return 200, self._conversations(method, args), {}
         if method == "views.open":
             return 200, {"ok": True, "view": {"id": "V1", **(args.get("view") or {})}}, {}
         return 200, {"ok": True}, {}
@@ -159,6 +181,54 @@ class FakeSlack:
         page, more = messages[start : start + limit], start + limit < len(messages)
         metadata = {"next_cursor": str(start + limit) if more else ""}
         return {"ok": True, "messages": page, "has_more": more, "response_metadata": metadata}
+
+    def channel(
+        self, channel_id: str, name: str, *, member: bool = True, private: bool = False, archived: bool = False
+    ) -> dict[str, Any]:
+        """Add a channel to the workspace (a conversation object with the fields both list methods return)."""
+        channel = {
+            "id": channel_id,
+            "name": name,
+            "is_channel": not private,
+            "is_group": private,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": private,
+            "is_archived": archived,
+            "is_member": member,
+            "created": 1700000000,
+        }
+        self.channels.append(channel)
+        return channel
+
+    def _conversations(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """conversations.list (every channel of the asked types, `is_member` telling the caller's) or
+        users.conversations (only the caller's channels), paged like Slack: `limit` per page (at most 999 or
+        1000), the next page's opaque `response_metadata.next_cursor`, "" on the last page."""
+        types = set((args.get("types") or "public_channel").split(","))
+        if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+            return {"ok": False, "error": "invalid_types"}
+        limit = int(args.get("limit") or 100)
+        if not 1 <= limit <= (1000 if method == "conversations.list" else 999):
+            return {"ok": False, "error": "invalid_limit"}
+        cursor = args.get("cursor") or ""
+        if cursor and not (cursor.startswith("next:") and cursor[5:].isdigit()):
+            return {"ok": False, "error": "invalid_cursor"}
+        skip_archived = str(args.get("exclude_archived") or "").lower() in ("1", "true")
+        wanted = [
+            c
+            for c in self.channels
+            if ("private_channel" if c["is_private"] else "public_channel") in types
+            and not (skip_archived and c["is_archived"])
+            and (method == "conversations.list" or c["is_member"])
+        ]
+        start = int(cursor[5:]) if cursor else 0
+        page, more = wanted[start : start + limit], start + limit < len(wanted)
+        return {
+            "ok": True,
+            "channels": page,
+            "response_metadata": {"next_cursor": f"next:{start + limit}" if more else ""},
+        }
 
     def _assistant_thread(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         required = {

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 import store
+from admin.channels import channel_id_of, directory
 from admin.deps import CurrentUser, RowId, db, require_roles
 from admin.presets import (
     FILTER_FIELDS,
@@ -53,6 +54,7 @@ NOTICES = {
     "restored": "Restored as a new version.",
     "bound": "Channel bound to this preset.",
     "unbound": "Binding removed: the channel uses the default preset again.",
+    "channels": "The list of the bot's channels was fetched again from Slack.",
 }
 
 
@@ -157,6 +159,7 @@ def _edit_page(
         history=history,
         changes=changes,
         rankings=rankings_per_version(session, preset),
+        channels_listed=directory(request) is not None,
         **context,
     )
 
@@ -354,10 +357,14 @@ def preset_bind(
     request: Request,
     preset_id: RowId,
     channel_id: str = Form(""),
+    channel_pick: str = Form(""),
     user: CurrentUser = Depends(editors),
     session: Session = Depends(db),
 ) -> Response:
+    """Bind the channel picked by name (`channel_pick`, its id) or typed (`channel_id`: an id, or a name the
+    bot's channels know); a typed value wins, since the picker keeps its choice when someone types instead."""
     preset = _editable(session, preset_id, user)
+    channel_id = channel_id_of(request, channel_id) if channel_id.strip() else channel_pick.strip()
     try:
         bind(session, channel_id, preset, user.can_edit_team, actor=user.name)
         session.commit()
@@ -369,6 +376,23 @@ def preset_bind(
         errors = {"channel_id": "This channel was just bound by someone else; reload and try again."}
         return _edit_page(request, user, session, preset, 409, bind_errors=errors, channel_id=channel_id)
     return _done(request, preset, "bound")
+
+
+@router.post("/presets/{preset_id}/channels/refresh", name="preset_channels_refresh")
+def preset_channels_refresh(
+    request: Request,
+    preset_id: RowId,
+    user: CurrentUser = Depends(editors),
+    session: Session = Depends(db),
+) -> Response:
+    """Fetch the bot's channels again (it was just invited somewhere), then back to the binding form."""
+    preset = _preset(session, preset_id)
+    channels = directory(request)
+    if channels is None:
+        raise HTTPException(status_code=404, detail="No Slack bot token is set, so there is no channel list.")
+    channels.refresh()
+    url = request.url_for("preset_page", preset_id=preset.id).include_query_params(done="channels")
+    return RedirectResponse(str(url) + "#bindings", status_code=303)
 
 
 @router.post("/bindings/{binding_id}/delete", name="binding_delete")

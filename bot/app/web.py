@@ -155,6 +155,11 @@ def build_admin(parts: Components) -> FastAPI:
             role_map=s.oidc_role_map,
             provider_name=s.oidc_provider_name,
         )
+    channels = None
+    if s.slack_bot_token:  # the binding form offers the bot's channels by name; without a token, ids only
+        from bot.slack.channels import ChannelDirectory
+
+        channels = ChannelDirectory.for_token(s.slack_bot_token, s.slack_api_url)
     return create_admin_app(
         parts.sessions,
         lambda: parts.answers,
@@ -162,6 +167,7 @@ def build_admin(parts: Components) -> FastAPI:
         production=s.ragbot_env == "production",
         oidc=oidc,
         password_login=s.admin_password_login,
+        channels=channels,
     )
 
 
