@@ -55,6 +55,8 @@ ESCALATION_VIAS = ("usergroup", "channel")
 # The largest id the databases' integer keys hold: a larger one from a URL or a Slack payload would fail inside
 # the driver, so it is refused (or "not found") before any query.
 MAX_ROW_ID = 2**63 - 1
+# Where a channel's answers go: the thread (everyone sees them) or only the asker (Slack's ephemeral messages).
+REPLY_VISIBILITIES = ("thread", "ephemeral")
 # How a preset retrieves when it names no mode (the modes themselves: retrieval.RETRIEVAL_MODES).
 DEFAULT_RETRIEVAL_MODE = "hybrid"
 
@@ -98,7 +100,10 @@ class Preset(Base):
     """A named reranking setup: the instruction given to the reranker and how many passages to keep."""
 
     __tablename__ = "presets"
-    __table_args__ = (CheckConstraint("retrieval_mode IN ('dense', 'lexical', 'hybrid')", name="retrieval_mode"),)
+    __table_args__ = (
+        CheckConstraint("retrieval_mode IN ('dense', 'lexical', 'hybrid')", name="retrieval_mode"),
+        CheckConstraint(f"reply_visibility IN {REPLY_VISIBILITIES!r}", name="reply_visibility"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team: Mapped[str] = mapped_column(String, default=DEFAULT_TEAM, server_default=DEFAULT_TEAM)
@@ -125,6 +130,8 @@ class Preset(Base):
     escalation_channel: Mapped[str | None] = mapped_column(String)
     # Answer users of other organisations in Slack Connect channels (else only when SLACK_ALLOW_EXTERNAL is set).
     allow_external: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # How answers appear in the preset's channels: in the thread for everyone, or only to the asker (ephemeral).
+    reply_visibility: Mapped[str] = mapped_column(String, default="thread", server_default="thread")
     # Retrieval restricted to these source names and/or these tags, inside the Qdrant query (None: everything).
     source_filter: Mapped[list[str] | None] = mapped_column(JSON)
     tag_filter: Mapped[list[str] | None] = mapped_column(JSON)

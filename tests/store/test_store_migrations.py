@@ -56,7 +56,7 @@ TABLES = {
     "source_syncs",
     "source_documents",
 }
-HEAD = "0009"
+HEAD = "0010"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -249,7 +249,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
