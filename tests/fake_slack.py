@@ -156,7 +156,13 @@ class FakeSlack:
             return 200, {"ok": True, "team_id": "T1", "user_id": BOT_USER_ID, "bot_id": BOT_ID, "user": "ragbot"}, {}
         if method == "chat.update":
             return 200, self._update(args), {}
-        if method in ("chat.postMessage", "chat.postEphemeral"):
+        if method == "chat.postEphemeral":
+            if _missing(args, "channel", "user"):
+                return 200, {"ok": False, "error": "invalid_arguments"}, {}
+            if _missing(args, "text") and _missing(args, "blocks"):
+                return 200, {"ok": False, "error": "no_text"}, {}
+            return 200, {"ok": True, "message_ts": ts}, {}  # Slack's shape: no channel, no ts
+        if method == "chat.postMessage":
             return 200, {"ok": True, "channel": args.get("channel"), "ts": ts, "message_ts": ts}, {}
         if method == "chat.getPermalink":
             if _missing(args, "channel", "message_ts"):

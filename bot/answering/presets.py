@@ -39,6 +39,7 @@ def snapshot(row: store.Preset, default_collection: str) -> PresetSnapshot:
         escalation_usergroup=row.escalation_usergroup or None,
         escalation_channel=row.escalation_channel or None,
         allow_external=bool(row.allow_external),
+        reply_visibility=row.reply_visibility or "thread",
         source_filter=_names(row.source_filter),
         tag_filter=_names(row.tag_filter),
     )

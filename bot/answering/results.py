@@ -57,6 +57,7 @@ class PresetSnapshot:
     escalation_usergroup: str | None = None
     escalation_channel: str | None = None
     allow_external: bool = False
+    reply_visibility: str = "thread"  # "thread": answers in a channel are public; "ephemeral": the asker's only
     # Only documents from these sources / with any of these tags are searched; empty: no restriction.
     source_filter: tuple[str, ...] = ()
     tag_filter: tuple[str, ...] = ()

@@ -165,10 +165,10 @@ class Pane:
             log.warning("Could not resolve the preset of the assistant thread %s", job.thread_ts, exc_info=True)
             return None
 
-    def reply_for(self, job: store.AnswerJob) -> ThreadReply:
+    def reply_for(self, job: store.AnswerJob, *, ephemeral: bool = False) -> ThreadReply:
         """How the job's answer goes out: streamed when the LLM streams (the stream's message is kept with the job,
         so an attempt after a crash replaces it); with statuses and, for a thread's first question, its title in
-        the pane."""
+        the pane. `ephemeral`: to the asker only, posted whole (a channel preset's `reply_visibility`)."""
         assistant = job.kind == ASSISTANT_KIND
         return ThreadReply(
             self.client,
@@ -180,6 +180,7 @@ class Pane:
             title=job.question if assistant and self._first_in_thread(job) else None,
             earlier_ts=job.reply_ts,
             on_stream_started=lambda ts: store.set_reply_ts(self.sessions, job.id, ts),
+            ephemeral=ephemeral and not assistant,
         )
 
     def _first_in_thread(self, job: store.AnswerJob) -> bool:

@@ -3,6 +3,7 @@ transaction (exactly-once), then wake a worker. Answering never runs on a reques
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -265,7 +266,9 @@ class SlackListeners:
 
     def _answer_in_thread(self, job: store.AnswerJob) -> Outcome:
         client, channel, ts = self.client, job.channel, job.ts
-        reply = self.pane.reply_for(job)  # statuses in the pane; the LLM's text streamed into the thread
+        ephemeral = self._ephemeral(job)
+        # statuses in the pane; the LLM's text streamed into the thread (an ephemeral answer is posted whole)
+        reply = self.pane.reply_for(job, ephemeral=ephemeral)
         try:
             result = self.answers.ask(
                 job.question,
@@ -277,6 +280,8 @@ class SlackListeners:
             )
             self.metrics.answered(result)
             view = blocks.AnswerView.from_result(result, unread_files=job.attachments)
+            if ephemeral:  # "Still need help?" hands over a message others can see; only the asker sees this one
+                view = dataclasses.replace(view, escalates=False)
             reply.answer(view, blocks.answer_messages(view))
             return Outcome(True, result.ranking_id)
         except QuestionError as exc:
@@ -294,6 +299,18 @@ class SlackListeners:
         finally:
             if job.kind != ASSISTANT_KIND:
                 self._react(client, channel, ts, "reactions_remove")
+
+    def _ephemeral(self, job: store.AnswerJob) -> bool:
+        """Whether the answer goes to the asker alone: a question in a channel (not a DM, not the assistant pane:
+        those are private already) whose preset says `reply_visibility` "ephemeral". When the preset cannot be
+        read, the thread gets the answer (the answer service reports that failure itself)."""
+        if job.kind != "mention" or not job.channel or job.channel.startswith("D") or not job.user:
+            return False
+        try:
+            return self.answers.preset(job.channel).reply_visibility == "ephemeral"
+        except Exception:
+            log.warning("Could not read the preset of %s; answering in the thread", job.channel, exc_info=True)
+            return False
 
     def _thread_history(self, job: store.AnswerJob) -> list[Turn]:
         """The thread before this question as its conversation (none for a thread's first message)."""
@@ -423,6 +440,10 @@ class SlackListeners:
                 raise BadPayload(f"no ranking {ranking_id}")
             feedback_id = store.add_feedback(session, ranking_id, value, user=user).id
         self.metrics.feedback.labels(vote="helpful" if value > 0 else "not_helpful").inc()
+        container = body.get("container")
+        if isinstance(container, dict) and container.get("is_ephemeral") is True:
+            self._thank_ephemeral(body, ranking_id, user, value)
+            return feedback_id
         message, channel = body.get("message"), body.get("channel")
         if isinstance(message, dict) and isinstance(channel, dict):
             ts, channel_id, shown = message.get("ts"), channel.get("id"), message.get("blocks")
@@ -434,6 +455,26 @@ class SlackListeners:
                     blocks=blocks.replace_feedback_buttons([b for b in shown if isinstance(b, dict)], user, value),
                 )
         return feedback_id
+
+    def _thank_ephemeral(self, body: dict[str, Any], ranking_id: int, user: str, value: int) -> None:
+        """An ephemeral answer cannot be changed with `chat.update`, and Slack sends no `message` with a press on
+        one: its `response_url` replaces it, rebuilt from the ranking log (its last message, the one that carries
+        the buttons) with the buttons swapped for the thank-you line."""
+        response_url = optional_text(body.get("response_url"))
+        if response_url is None:
+            return  # the vote is stored; the buttons stay
+        with self.sessions() as session:
+            ranking = session.get(store.RankingLog, ranking_id)
+            view = blocks.AnswerView.from_log(ranking) if ranking else None
+        if view is None:
+            return
+        last = blocks.answer_messages(dataclasses.replace(view, escalates=False))[-1]
+        Respond(response_url=response_url)(
+            replace_original=True,
+            response_type="ephemeral",
+            text=last.text,
+            blocks=blocks.replace_feedback_buttons(last.blocks, user, value),
+        )
 
     def on_comment(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         ack()

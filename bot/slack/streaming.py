@@ -59,7 +59,11 @@ class ThreadReply(AnswerProgress):
     is the final answer and it fits one message, the stream stops with the sources and feedback buttons;
     otherwise (the LLM broke off and the extractive answer replaced it, the answer is too long, a stream call
     failed) the streamed message is replaced with the whole answer, and if even that fails the answer is posted
-    as a new message."""
+    as a new message.
+
+    `ephemeral` (a channel whose preset keeps answers to the asker): the answer and any failure go to the asker
+    alone with `chat.postEphemeral`, in the thread. Nothing streams: an ephemeral message cannot be updated
+    (no `chat.update`, no `chat.appendStream`), so the complete answer is posted once it is written."""
 
     def __init__(
         self,
@@ -73,6 +77,7 @@ class ThreadReply(AnswerProgress):
         title: str | None = None,
         earlier_ts: str | None = None,
         on_stream_started: Callable[[str], None] | None = None,
+        ephemeral: bool = False,
     ) -> None:
         self.client = client
         self.channel = channel
@@ -90,7 +95,9 @@ class ThreadReply(AnswerProgress):
         # answer (or failure) replaces that message, so the thread still ends with one answer.
         self.earlier_ts = earlier_ts
         self.on_stream_started = on_stream_started  # remembers the stream's message for a later attempt
-        self._no_stream = earlier_ts is not None  # also when startStream failed: the answer is posted whole
+        # Only to the asker: never streamed (see above); without an asker to address, the thread gets it.
+        self.ephemeral = ephemeral and bool(user)
+        self._no_stream = earlier_ts is not None or self.ephemeral  # or startStream failed: posted whole
         self._broken = False  # a later stream call failed, or the text outgrew one message: replace at the end
 
     # -- progress ----------------------------------------------------------------------------------
@@ -165,6 +172,11 @@ class ThreadReply(AnswerProgress):
             if self.stream_ts is None and self.earlier_ts is not None:
                 self._replace_earlier([message])
                 return
+            if self.stream_ts is None and self.ephemeral:
+                self.client.chat_postEphemeral(
+                    channel=self.channel, user=self.user, thread_ts=self.thread_ts, text=text, blocks=message.blocks
+                )
+                return
             if self.stream_ts is None:
                 self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=text)
                 return
@@ -234,6 +246,15 @@ class ThreadReply(AnswerProgress):
 
     def _post(self, messages: Sequence[blocks.SlackMessage]) -> None:
         for message in messages:
+            if self.ephemeral:
+                self.client.chat_postEphemeral(
+                    channel=self.channel,
+                    user=self.user,
+                    thread_ts=self.thread_ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                )  # ephemeral messages are not unfurled
+                continue
             self.client.chat_postMessage(
                 channel=self.channel,
                 thread_ts=self.thread_ts,
