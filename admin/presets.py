@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from admin import audit
 from bot.answering import RETRIEVAL_MODES
 from store import ChannelBinding, Preset, PresetVersion, RankingLog
-from store.models import DEFAULT_RETRIEVAL_MODE
+from store.models import DEFAULT_RETRIEVAL_MODE, REPLY_VISIBILITIES
 
 MAX_INSTRUCTION_CHARS = 1000
 CANDIDATES_K = (1, 200)
@@ -35,7 +35,19 @@ MAX_PROMPTS = 4
 MAX_PROMPT_TITLE = 75
 MAX_PROMPT_MESSAGE = 300
 # The Slack settings of a preset: saved and audited, never versioned (they change no ranking).
-SLACK_FIELDS = ("suggested_prompts", "follow_ups", "escalation_usergroup", "escalation_channel", "allow_external")
+SLACK_FIELDS = (
+    "suggested_prompts",
+    "follow_ups",
+    "escalation_usergroup",
+    "escalation_channel",
+    "allow_external",
+    "reply_visibility",
+)
+# Who sees an answer to a question in a channel (DMs and the assistant pane are private either way).
+REPLY_VISIBILITY_LABELS = {
+    "thread": "in the thread, for everyone in the channel",
+    "ephemeral": "only to the asker (an ephemeral message in the thread)",
+}
 # The preset fields a version records; a change to any of them makes a new version.
 VERSIONED = (
     "instruction",
@@ -88,6 +100,7 @@ class PresetForm:
     escalation_usergroup: str = ""
     escalation_channel: str = ""
     allow_external: bool = False
+    reply_visibility: str = "thread"
     slack: bool = False
 
     @classmethod
@@ -115,6 +128,7 @@ class PresetForm:
             escalation_usergroup=preset.escalation_usergroup or "",
             escalation_channel=preset.escalation_channel or "",
             allow_external=bool(preset.allow_external),
+            reply_visibility=preset.reply_visibility or "thread",
             slack=True,
         )
 
@@ -185,6 +199,10 @@ class PresetForm:
             )
         values["escalation_channel"] = channel or None
         values["allow_external"] = bool(self.allow_external)
+        visibility = self.reply_visibility.strip()
+        if visibility not in REPLY_VISIBILITIES:
+            errors["reply_visibility"] = "Answers go in the thread (thread) or only to the asker (ephemeral)."
+        values["reply_visibility"] = visibility
 
 
 def filter_text(names: list[str] | None) -> str:

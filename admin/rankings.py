@@ -171,6 +171,7 @@ def list_rankings(session: Session, filters: RankingFilter, page: int = 1) -> Pa
         select(RankingLog)
         .where(*where)
         .order_by(RankingLog.created_at.desc(), RankingLog.id.desc())
+        .options(selectinload(RankingLog.preset))  # its team, shown beside its name
         .limit(PAGE_SIZE)
         .offset((page - 1) * PAGE_SIZE)
     ).all()
@@ -209,6 +210,7 @@ def get_ranking(session: Session, ranking_id: int) -> RankingLog | None:
             selectinload(RankingLog.candidates),
             selectinload(RankingLog.feedback),
             selectinload(RankingLog.escalations),
+            selectinload(RankingLog.preset),
         )
     )
 

@@ -11,12 +11,13 @@ from fastapi.templating import Jinja2Templates
 
 from admin.channels import channel_choices, channel_label
 from admin.deps import CurrentUser, csrf_token
-from admin.presets import RETRIEVAL_LABELS
+from admin.presets import REPLY_VISIBILITY_LABELS, RETRIEVAL_LABELS
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["csrf_token"] = csrf_token
 templates.env.globals["retrieval_labels"] = RETRIEVAL_LABELS
+templates.env.globals["reply_visibility_labels"] = REPLY_VISIBILITY_LABELS
 templates.env.globals["channel_label"] = channel_label
 templates.env.globals["channel_choices"] = channel_choices
 SNIPPET_CHARS = 240

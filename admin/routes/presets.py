@@ -93,6 +93,7 @@ def _sent_form(
     escalation_usergroup: str = Form(""),
     escalation_channel: str = Form(""),
     allow_external: str = Form(""),
+    reply_visibility: str = Form("thread"),
     slack_settings: str = Form(""),
 ) -> PresetForm:
     """The preset fields as posted; a field the form left out is empty. The Slack fieldset counts only when its
@@ -114,6 +115,7 @@ def _sent_form(
         escalation_usergroup=escalation_usergroup,
         escalation_channel=escalation_channel,
         allow_external=_ticked(allow_external),
+        reply_visibility=reply_visibility,
         slack=bool(slack_settings),
     )
 

@@ -170,3 +170,33 @@ def test_prompts_text_and_parse_round_trip() -> None:
     assert parse_prompts(prompts_text(prompts)) == (PROMPTS, None)
     assert prompts_text(None) == ""
     assert parse_prompts("A | b | c") == ([{"title": "A", "message": "b | c"}], None)  # the first bar splits
+
+
+def test_reply_visibility_is_a_slack_setting_saved_without_a_version_audited_and_validated(as_user, sessions) -> None:
+    sam = as_user("sam")
+    preset_id = create(sam, **SLACK)
+    assert preset_state(sessions, preset_id)[0].reply_visibility == "thread"  # the default
+    page = sam.get(f"/admin/presets/{preset_id}").text
+    assert '<option value="thread" selected>' in page and '<option value="ephemeral">' in page
+
+    response = save(sam, preset_id, base_version="1", **SLACK, reply_visibility="ephemeral")
+    assert response.status_code == 303 and response.headers["location"].endswith("done=slack")
+    preset, rows = preset_state(sessions, preset_id)
+    assert (preset.reply_visibility, preset.version, len(rows)) == ("ephemeral", 1, 1)
+    assert audit_entries(sessions, "preset.update") == [
+        (
+            "sam",
+            "preset sales-faq",
+            {"version": 1, "reply_visibility": "thread"},
+            {"version": 1, "reply_visibility": "ephemeral"},
+        )
+    ]
+    assert '<option value="ephemeral" selected>' in sam.get(f"/admin/presets/{preset_id}").text
+    # A form without the Slack fieldset (a script, a restore) keeps it.
+    assert save(sam, preset_id, top_n="6").status_code == 303
+    assert preset_state(sessions, preset_id)[0].reply_visibility == "ephemeral"
+
+    response = save(sam, preset_id, **SLACK, reply_visibility="public")
+    assert response.status_code == 422
+    assert "only to the asker (ephemeral)" in html.unescape(response.text) and "Traceback" not in response.text
+    assert preset_state(sessions, preset_id)[0].reply_visibility == "ephemeral"
