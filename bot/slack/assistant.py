@@ -181,6 +181,7 @@ class Pane:
             earlier_ts=job.reply_ts,
             on_stream_started=lambda ts: store.set_reply_ts(self.sessions, job.id, ts),
             ephemeral=ephemeral and not assistant,
+            question_ts=job.ts,
         )
 
     def _first_in_thread(self, job: store.AnswerJob) -> bool:

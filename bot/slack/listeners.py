@@ -23,12 +23,14 @@ from bot.slack.assistant import ASSISTANT_KIND, Pane
 from bot.slack.identity import BotIdentity
 from bot.slack.inbound import question_text
 from bot.slack.metrics import BotMetrics
-from bot.slack.streaming import SEARCHING, set_status
+from bot.slack.streaming import SEARCHING, post_ephemeral, set_status
 from bot.slack.worker import AnswerWorkers, Outcome
 
 log = logging.getLogger(__name__)
 _DIGITS = re.compile(r"[0-9]{1,19}")
 WORKING_REACTION = "eyes"
+# Instead of the 👀 reaction when the channel's preset answers the asker alone.
+PRIVATE_SEARCHING = "Searching the knowledge base… Only you will see the answer."
 
 
 class BadPayload(ValueError):
@@ -228,6 +230,8 @@ class SlackListeners:
             return
         if kind == ASSISTANT_KIND:  # the pane shows a status, not a reaction
             set_status(client, channel, thread_ts, SEARCHING)
+        elif user and self._private(kind, channel, user):  # no public 👀 for an answer nobody else will see
+            self._tell_privately(client, channel, user, thread_ts, ts, PRIVATE_SEARCHING)
         else:
             self._react(client, channel, ts, "reactions_add")
         self.workers.wake()
@@ -261,7 +265,10 @@ class SlackListeners:
         if job.kind == "command":
             Respond(response_url=job.response_url)(response_type="ephemeral", text=text)
             return
-        self._post_quietly(self.client, channel=job.channel, thread_ts=job.thread_ts, text=text)
+        if job.channel and job.user and self._ephemeral(job):
+            self._tell_privately(self.client, job.channel, job.user, job.thread_ts, job.ts, text)
+        else:
+            self._post_quietly(self.client, channel=job.channel, thread_ts=job.thread_ts, text=text)
         self._react(self.client, job.channel, job.ts, "reactions_remove")
 
     def _answer_in_thread(self, job: store.AnswerJob) -> Outcome:
@@ -301,15 +308,18 @@ class SlackListeners:
                 self._react(client, channel, ts, "reactions_remove")
 
     def _ephemeral(self, job: store.AnswerJob) -> bool:
+        return self._private(job.kind, job.channel, job.user)
+
+    def _private(self, kind: str, channel: str | None, user: str | None) -> bool:
         """Whether the answer goes to the asker alone: a question in a channel (not a DM, not the assistant pane:
         those are private already) whose preset says `reply_visibility` "ephemeral". When the preset cannot be
         read, the thread gets the answer (the answer service reports that failure itself)."""
-        if job.kind != "mention" or not job.channel or job.channel.startswith("D") or not job.user:
+        if kind != "mention" or not channel or channel.startswith("D") or not user:
             return False
         try:
-            return self.answers.preset(job.channel).reply_visibility == "ephemeral"
+            return self.answers.preset(channel).reply_visibility == "ephemeral"
         except Exception:
-            log.warning("Could not read the preset of %s; answering in the thread", job.channel, exc_info=True)
+            log.warning("Could not read the preset of %s; answering in the thread", channel, exc_info=True)
             return False
 
     def _thread_history(self, job: store.AnswerJob) -> list[Turn]:
@@ -504,6 +514,16 @@ class SlackListeners:
             getattr(client, method)(channel=channel, timestamp=ts, name=WORKING_REACTION)
         except Exception as exc:
             log.debug("%s failed: %s", method, exc)
+
+    @staticmethod
+    def _tell_privately(
+        client: WebClient, channel: str, user: str, thread_ts: str | None, question_ts: str | None, text: str
+    ) -> None:
+        """A notice only the asker sees; a failure here must not cost the answer."""
+        try:
+            post_ephemeral(client, channel=channel, user=user, thread_ts=thread_ts, question_ts=question_ts, text=text)
+        except Exception as exc:
+            log.warning("Could not tell %s in %s: %s", user, channel, exc)
 
     @staticmethod
     def _post_quietly(client: WebClient, **kwargs: Any) -> None:

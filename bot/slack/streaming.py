@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from slack_sdk import WebClient
 
@@ -46,6 +47,28 @@ def set_status(client: WebClient, channel: str, thread_ts: str, status: str) -> 
         log.warning("Could not set the status of %s/%s: %s", channel, thread_ts, exc)
 
 
+def post_ephemeral(
+    client: WebClient,
+    *,
+    channel: str,
+    user: str,
+    thread_ts: str | None,
+    question_ts: str | None,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+) -> None:
+    """A message only `user` sees (`chat.postEphemeral`), in the question's thread. Slack shows an ephemeral
+    message in a thread only when the thread already exists, so for a question that starts its thread (its ts is
+    the thread's) it goes in the channel instead, still to the asker alone."""
+    client.chat_postEphemeral(
+        channel=channel,
+        user=user,
+        thread_ts=thread_ts if thread_ts and thread_ts != question_ts else None,
+        text=text,
+        blocks=blocks,
+    )
+
+
 def _same_text(a: str, b: str) -> bool:
     """Streamed pieces joined equal the final answer up to white space."""
     return "".join(a.split()) == "".join(b.split())
@@ -62,7 +85,8 @@ class ThreadReply(AnswerProgress):
     as a new message.
 
     `ephemeral` (a channel whose preset keeps answers to the asker): the answer and any failure go to the asker
-    alone with `chat.postEphemeral`, in the thread. Nothing streams: an ephemeral message cannot be updated
+    alone with `chat.postEphemeral`, in the thread (see `post_ephemeral`; `question_ts` tells whether the question
+    started it). Nothing streams: an ephemeral message cannot be updated
     (no `chat.update`, no `chat.appendStream`), so the complete answer is posted once it is written."""
 
     def __init__(
@@ -78,6 +102,7 @@ class ThreadReply(AnswerProgress):
         earlier_ts: str | None = None,
         on_stream_started: Callable[[str], None] | None = None,
         ephemeral: bool = False,
+        question_ts: str | None = None,
     ) -> None:
         self.client = client
         self.channel = channel
@@ -97,6 +122,7 @@ class ThreadReply(AnswerProgress):
         self.on_stream_started = on_stream_started  # remembers the stream's message for a later attempt
         # Only to the asker: never streamed (see above); without an asker to address, the thread gets it.
         self.ephemeral = ephemeral and bool(user)
+        self.question_ts = question_ts
         self._no_stream = earlier_ts is not None or self.ephemeral  # or startStream failed: posted whole
         self._broken = False  # a later stream call failed, or the text outgrew one message: replace at the end
 
@@ -173,9 +199,7 @@ class ThreadReply(AnswerProgress):
                 self._replace_earlier([message])
                 return
             if self.stream_ts is None and self.ephemeral:
-                self.client.chat_postEphemeral(
-                    channel=self.channel, user=self.user, thread_ts=self.thread_ts, text=text, blocks=message.blocks
-                )
+                self._post_ephemeral(message)
                 return
             if self.stream_ts is None:
                 self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=text)
@@ -247,13 +271,7 @@ class ThreadReply(AnswerProgress):
     def _post(self, messages: Sequence[blocks.SlackMessage]) -> None:
         for message in messages:
             if self.ephemeral:
-                self.client.chat_postEphemeral(
-                    channel=self.channel,
-                    user=self.user,
-                    thread_ts=self.thread_ts,
-                    text=message.text,
-                    blocks=message.blocks,
-                )  # ephemeral messages are not unfurled
+                self._post_ephemeral(message)
                 continue
             self.client.chat_postMessage(
                 channel=self.channel,
@@ -262,3 +280,14 @@ class ThreadReply(AnswerProgress):
                 blocks=message.blocks,
                 unfurl_links=False,
             )
+
+    def _post_ephemeral(self, message: blocks.SlackMessage) -> None:
+        post_ephemeral(
+            self.client,
+            channel=self.channel,
+            user=self.user or "",
+            thread_ts=self.thread_ts,
+            question_ts=self.question_ts,
+            text=message.text,
+            blocks=message.blocks,
+        )

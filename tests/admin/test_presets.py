@@ -153,7 +153,8 @@ def selected_mode(html: str) -> str:
 @pytest.mark.parametrize("mode", RETRIEVAL_MODES)
 def test_each_retrieval_mode_is_saved_versioned_shown_and_restored(as_user, sessions, mode: str) -> None:
     sam = as_user("sam")
-    offered = re.findall(r'<option value="(\w+)"', sam.get("/admin/presets/new").text)
+    select = re.search(r'<select name="retrieval_mode".*?</select>', sam.get("/admin/presets/new").text, re.S)
+    offered = re.findall(r'<option value="(\w+)"', select.group(0))
     assert offered == ["hybrid", "dense", "lexical"]  # the default first
     preset_id = create(sam, retrieval_mode=mode)
     preset, rows = preset_state(sessions, preset_id)
