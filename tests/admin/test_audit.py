@@ -52,6 +52,7 @@ def test_preset_changes_are_audited_with_before_and_after(as_user, sessions) -> 
             "escalation_usergroup": None,
             "escalation_channel": None,
             "allow_external": False,
+            "reply_visibility": "thread",
         },
     )
     assert updated == (
