@@ -86,8 +86,8 @@ class ThreadReply(AnswerProgress):
 
     `ephemeral` (a channel whose preset keeps answers to the asker): the answer and any failure go to the asker
     alone with `chat.postEphemeral`, in the thread (see `post_ephemeral`; `question_ts` tells whether the question
-    started it). Nothing streams: an ephemeral message cannot be updated
-    (no `chat.update`, no `chat.appendStream`), so the complete answer is posted once it is written."""
+    started it). Nothing streams: an ephemeral message cannot be updated (no `chat.update`, no `chat.appendStream`),
+    so the complete answer is posted once it is written."""
 
     def __init__(
         self,
