@@ -27,6 +27,7 @@ class TeamExistsError(ValueError):
 class TeamSummary:
     """A team with how many people and presets belong to it."""
 
+    id: int
     name: str
     people: int
     presets: int
@@ -60,7 +61,8 @@ def list_teams(session: Session) -> list[TeamSummary]:
     """Every team with its people and presets counts, sorted by name."""
     people = dict(session.execute(select(User.team, func.count(User.id)).group_by(User.team)).all())
     presets = dict(session.execute(select(Preset.team, func.count(Preset.id)).group_by(Preset.team)).all())
-    return [TeamSummary(name, people.get(name, 0), presets.get(name, 0)) for name in team_names(session)]
+    teams = session.execute(select(Team.id, Team.name).order_by(Team.name)).all()
+    return [TeamSummary(id_, name, people.get(name, 0), presets.get(name, 0)) for id_, name in teams]
 
 
 def create_team(session: Session, name: str) -> Team:
