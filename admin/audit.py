@@ -37,6 +37,10 @@ class Action(str, Enum):
     USER_DEACTIVATE = "user.deactivate"
     USER_ACTIVATE = "user.activate"
     USER_PASSWORD = "user.password"
+    USER_TEAM = "user.team"
+    USER_SSO_LINK = "user.sso_link"  # an invited user's first single sign-on took their row (matched by email)
+    TEAM_CREATE = "team.create"
+    TEAM_RENAME = "team.rename"
     USER_ROLE = "user.role"  # an admin (or the identity provider's groups, as "sso") changed a user's role
     SOURCE_SYNC = "source.sync"  # "Sync now": the scheduler is asked to sync the source
 

@@ -31,7 +31,7 @@ from joserfc.errors import (
 )
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import store
@@ -358,8 +358,29 @@ def _free_name(session: Session, claims: dict[str, Any], email: str | None) -> s
     return name
 
 
+def _invited_user(session: Session, email: str, issuer: str, subject: str) -> store.User | None:
+    """The user an admin invited with this (provider-verified) email and who has no single sign-on identity yet,
+    now linked to this identity; None when there is none. Only an invited row with no identity is taken: an
+    account that already signs in through the provider is never re-linked by email."""
+    user = session.scalar(
+        select(store.User).where(
+            func.lower(store.User.email) == email.lower(),
+            store.User.oidc_issuer.is_(None),
+            store.User.oidc_subject.is_(None),
+        )
+    )
+    if user is None or not user.active:
+        return user
+    user.oidc_issuer, user.oidc_subject = issuer, subject
+    after = {"email": email, "issuer": issuer}
+    audit.record(session, SSO_ACTOR, audit.Action.USER_SSO_LINK, f"user {user.name}", None, after)
+    log.info("Invited admin user %s signed in through %s for the first time.", user.name, issuer)
+    return user
+
+
 def sso_user(session: Session, claims: dict[str, Any], config: OidcConfig) -> store.User:
-    """The user the verified `claims` sign in: found by issuer and subject, created on a first sign-in with the
+    """The user the verified `claims` sign in: found by issuer and subject, else an invited user with the same
+    provider-verified email and no identity yet (`_invited_user`), else created on a first sign-in with the
     default role (none unless OIDC_DEFAULT_ROLE says otherwise). OidcError when the policy refuses them or the
     user is switched off. Flushes; the caller commits."""
     email = _email_of(claims, config)
@@ -367,6 +388,8 @@ def sso_user(session: Session, claims: dict[str, Any], config: OidcConfig) -> st
     user = session.scalar(
         select(store.User).where(store.User.oidc_issuer == issuer, store.User.oidc_subject == subject)
     )
+    if user is None and email is not None and claims.get("email_verified") is True:
+        user = _invited_user(session, email, issuer, subject)
     grant = _mapped_grant(claims, config)
     if user is None:
         initial = grant or config.default_role

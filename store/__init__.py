@@ -38,6 +38,7 @@ from store.models import (
     Source,
     SourceDocument,
     SourceSync,
+    Team,
     User,
 )
 from store.queries import (
@@ -79,6 +80,15 @@ from store.sources import (
     start_sync,
     sync_history,
 )
+from store.teams import (
+    TeamExistsError,
+    TeamSummary,
+    create_team,
+    ensure_team,
+    list_teams,
+    rename_team,
+    team_names,
+)
 
 __all__ = [
     "MAX_ROW_ID",
@@ -106,6 +116,9 @@ __all__ = [
     "SourceDocument",
     "SourceExistsError",
     "SourceSync",
+    "Team",
+    "TeamExistsError",
+    "TeamSummary",
     "User",
     "acquire_sync_lock",
     "add_escalation",
@@ -118,18 +131,21 @@ __all__ = [
     "clear_keys",
     "count_attempt",
     "count_older_than",
+    "create_team",
     "default_preset",
     "documents_of",
     "due_sources",
     "end_admin_session",
     "end_user_sessions",
     "enqueue_job",
+    "ensure_team",
     "finish_job",
     "finish_sync",
     "forget_documents",
     "keep_document",
     "last_syncs",
     "list_sources",
+    "list_teams",
     "make_engine",
     "mask_url",
     "open_jobs",
@@ -143,6 +159,7 @@ __all__ = [
     "release_jobs",
     "release_sync_lock",
     "remove_source",
+    "rename_team",
     "renew_leases",
     "renew_sync_lock",
     "request_sync",
@@ -157,6 +174,7 @@ __all__ = [
     "start_sync",
     "sync_history",
     "take_job",
+    "team_names",
     "upgrade_database",
     "user_feedback",
 ]

@@ -96,6 +96,17 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), float: Float()}
 
 
+class Team(Base):
+    """A team: what presets and people belong to. Presets and users name their team (a foreign key to `name`,
+    which follows a rename), so both refer to one row."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
 class Preset(Base):
     """A named reranking setup: the instruction given to the reranker and how many passages to keep."""
 
@@ -106,7 +117,9 @@ class Preset(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    team: Mapped[str] = mapped_column(String, default=DEFAULT_TEAM, server_default=DEFAULT_TEAM)
+    team: Mapped[str] = mapped_column(
+        ForeignKey("teams.name", onupdate="CASCADE"), default=DEFAULT_TEAM, server_default=DEFAULT_TEAM
+    )
     name: Mapped[str] = mapped_column(String, unique=True)
     instruction: Mapped[str] = mapped_column(Text)
     candidates_k: Mapped[int] = mapped_column(Integer, default=20, server_default=text("20"))
@@ -331,8 +344,9 @@ NO_ROLE = "none"
 
 
 class User(Base):
-    """Someone who signs in to the admin app. `team` scopes a team admin's presets. A user who is not `active`
-    cannot sign in, and their open sessions are refused."""
+    """Someone who signs in to the admin app. `team` is the team they belong to (a team admin's presets and
+    people). A user who is not `active`
+        cannot sign in, and their open sessions are refused."""
 
     __tablename__ = "users"
     __table_args__ = (
@@ -345,7 +359,7 @@ class User(Base):
     # None: signs in only through single sign-on.
     password_hash: Mapped[str | None] = mapped_column(String)
     role: Mapped[str] = mapped_column(String)
-    team: Mapped[str | None] = mapped_column(String)
+    team: Mapped[str | None] = mapped_column(ForeignKey("teams.name", onupdate="CASCADE"))
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     email: Mapped[str | None] = mapped_column(String)

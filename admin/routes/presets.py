@@ -133,8 +133,8 @@ def _draft(preset: store.Preset, sent: PresetForm) -> PresetForm:
 
 
 def _teams(session: Session) -> list[str]:
-    teams = set(session.scalars(select(store.Preset.team))) | set(session.scalars(select(store.User.team)))
-    return sorted(t for t in teams if t)
+    """The teams a new preset may name: the team rows (every preset's and person's team has one)."""
+    return store.team_names(session)
 
 
 def _edit_page(

@@ -19,8 +19,9 @@ def create_user(
     role: Annotated[str, typer.Option(help="admin, team_admin or reviewer")],
     team: Annotated[str | None, typer.Option(help="The team whose presets a team_admin edits")] = None,
 ) -> None:
-    """Create an admin-app user; the password comes from a prompt, or RAGBOT_ADMIN_PASSWORD for scripts. Only a
-    team_admin takes --team, and it must be a team that owns a preset. Recorded in the audit log as "cli"."""
+    """Create an admin-app user (the first admin, on a fresh database); the password comes from a prompt, or
+    RAGBOT_ADMIN_PASSWORD for scripts. Only a team_admin takes --team, and it must be a known team (one the Users
+    page lists, or one a preset belongs to). Recorded in the audit log as "cli"."""
     import store
     from admin import audit
     from admin.users import UserError, create_user
@@ -39,18 +40,21 @@ def create_user(
 
 
 def _check_team(session: Session, team: str) -> None:
-    """A team admin's team is a team some preset belongs to (a typo would give them nothing to edit)."""
+    """A team admin's team is a known team (a typo would give them nothing to edit); its row is made sure of, for a
+    database whose presets name teams the teams table lacks."""
+    import store
     from admin.presets import NAME_RE, preset_teams
     from admin.users import UserError
 
     if not NAME_RE.match(team):
         raise UserError(f"Invalid team {team!r}: use 1-64 letters, digits, '-' or '_', as preset teams do.")
-    known = preset_teams(session)
+    known = sorted(set(store.team_names(session)) | set(preset_teams(session)))
     if team not in known:
         raise UserError(
-            f"No preset belongs to team {team!r}. Known teams: {', '.join(known) or 'none'}. Create a preset for "
-            "the team first (Presets > New preset, as an admin), or check the spelling."
+            f"No team {team!r}. Known teams: {', '.join(known) or 'none'}. Create the team first (Users > Teams, "
+            "as an admin), or check the spelling."
         )
+    store.ensure_team(session, team)
 
 
 def _new_password() -> str:

@@ -87,7 +87,7 @@ def test_roles_decide_the_pages(as_user) -> None:
     assert reviewer.get("/admin/rankings").status_code == 200
     assert team_admin.get("/admin/rankings").status_code == 403
     assert team_admin.get("/admin/presets").status_code == 200
-    assert team_admin.get("/admin/users").status_code == 403
+    assert team_admin.get("/admin/users").status_code == 200  # their own team's people, read-only (test_people)
     assert admin.get("/admin/users").status_code == 200
 
 
@@ -116,7 +116,7 @@ def test_create_user_cli_reads_the_password_from_the_environment(tmp_path: Path,
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'users.db'}")
     monkeypatch.setenv("RAGBOT_ADMIN_PASSWORD", "a long enough password")
-    # A team admin's team must own a preset (a fresh database has the default one only).
+    # A team admin's team must be a known team (a fresh database has the default one only).
     code, _, err = run_cli(capsys, "admin", "create-user", "nina", "--role", "team_admin", "--team", "support")
     assert code == 1 and "support" in err and "default" in err
     code, out, _ = run_cli(capsys, "admin", "create-user", "nina", "--role", "team_admin", "--team", "default")

@@ -212,7 +212,7 @@ def test_the_playground_csv_neutralises_formulas(live) -> None:
 # -- create-user --team -----------------------------------------------------------------------------------------
 
 
-def test_create_user_takes_only_a_team_that_owns_a_preset(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_create_user_takes_only_a_known_team(tmp_path: Path, monkeypatch, capsys) -> None:
     from tests.e2e.test_cli import run_cli
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'users.db'}")
@@ -220,7 +220,7 @@ def test_create_user_takes_only_a_team_that_owns_a_preset(tmp_path: Path, monkey
     cases = [
         (("--role", "team_admin", "--team", "sales; DROP TABLE users"), "Invalid team 'sales; DROP TABLE users'"),
         (("--role", "team_admin", "--team", "x" * 65), "Invalid team"),
-        (("--role", "team_admin", "--team", "support"), "No preset belongs to team 'support'. Known teams: default"),
+        (("--role", "team_admin", "--team", "support"), "No team 'support'. Known teams: default"),
         (("--role", "reviewer", "--team", "default"), "Only a team_admin takes --team"),
         (("--role", "admin", "--team", "default"), "Only a team_admin takes --team"),
     ]

@@ -337,3 +337,38 @@ def test_the_settings_reach_the_admin_app(provider, sessions) -> None:
         assert "Sign in with Corp ID" in page.text and 'name="password"' not in page.text
         assert sign_in(client, provider).status_code == 200
         assert client.get("/admin/rankings").status_code == 200  # OIDC_DEFAULT_ROLE=reviewer
+
+
+def test_an_invited_person_is_matched_by_verified_email_at_first_sign_in(make_client, provider, sessions) -> None:
+    alice = make_client().login("alice")
+    invite = {"name": "ann", "email": "Ann@Example.com", "role": "reviewer", "team": "sales", "password": ""}
+    assert alice.form("/admin/users", invite).status_code == 303
+    before = users(sessions)
+
+    # An unverified email takes no invited account: the provider's word on the address is what links it.
+    provider.provider.user = {"sub": "u-9", "email": "ann@example.com"}
+    stranger = make_client()
+    assert sign_in(stranger, provider).status_code == 200
+    with sessions() as session:
+        ann = session.scalar(select(store.User).where(store.User.name == "ann"))
+        assert ann.oidc_subject is None
+    assert users(sessions) == before + 1  # a new, rightless user instead
+
+    provider.provider.user = {"sub": "u-1", "email": "ann@example.com", "email_verified": True}
+    person = make_client()
+    assert sign_in(person, provider).status_code == 200
+    assert person.get("/admin/rankings").status_code == 200  # the invited role, at once
+    with sessions() as session:
+        ann = session.scalar(select(store.User).where(store.User.name == "ann"))
+        assert (ann.oidc_issuer, ann.oidc_subject, ann.role, ann.team) == (provider.issuer, "u-1", "reviewer", "sales")
+        entries = session.scalars(select(store.AuditEntry).where(store.AuditEntry.target == "user ann")).all()
+        assert [(e.actor, e.action) for e in entries] == [("alice", "user.create"), ("sso", "user.sso_link")]
+    assert users(sessions) == before + 1
+
+    # Another identity with the same email later is not linked to ann (she has an identity now).
+    provider.provider.user = {"sub": "u-2", "email": "ann@example.com", "email_verified": True}
+    other = make_client()
+    assert sign_in(other, provider).status_code == 200
+    assert other.get("/admin/rankings", follow_redirects=False).status_code == 403
+    with sessions() as session:
+        assert session.scalar(select(store.User.oidc_subject).where(store.User.name == "ann")) == "u-1"

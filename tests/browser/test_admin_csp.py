@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 import store
 from tests.admin.test_rankings import seed
 from tests.browser.conftest import sign_in
@@ -21,6 +23,7 @@ def test_every_page_loads_under_the_csp(page, server) -> None:
     with server.components.sessions.begin() as session:
         ranking_id = seed(session, "How do I configure SAML with Okta?")
         preset_id = store.default_preset(session).id
+        rita_id = session.scalar(select(store.User.id).where(store.User.name == "rita"))
         source = store.add_source(session, name="handbook", kind="folder", settings={"path": "/kb"}, collection="kb")
         sync = store.start_sync(session, source)
         store.finish_sync(
@@ -47,6 +50,7 @@ def test_every_page_loads_under_the_csp(page, server) -> None:
         f"/admin/rankings/{ranking_id}",
         "/admin/playground",
         "/admin/users",
+        f"/admin/users/{rita_id}",
         "/admin/audit",
         "/admin/sources",
         "/admin/sources/handbook",

@@ -37,6 +37,7 @@ from store.models import DEFAULT_PRESET_INSTRUCTION, NAMING_CONVENTION
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
     "presets",
+    "teams",
     "channel_bindings",
     "ranking_logs",
     "ranked_candidates",
@@ -56,7 +57,7 @@ TABLES = {
     "source_syncs",
     "source_documents",
 }
-HEAD = "0010"
+HEAD = "0011"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -249,7 +250,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
