@@ -18,6 +18,7 @@ import openai
 
 from redact import MASK, mask_secrets
 from retrieval.embedders.base import Embedder
+from retrieval.embedders.prompts import known_prompts
 from retrieval.errors import EmbedderLoadError, EmbedderUnavailableError, first_line
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ class _BadResponse(Exception):
 
 
 class RemoteEmbedder(Embedder):
-    """`name` is the server's model id; queries and passages are embedded the same way (a model that wants a
-    query instruction, such as Qwen3-Embedding's, gets the text as it is)."""
+    """`name` is the server's model id. Queries and passages get the prompts the model's card gives, found by its
+    id (`retrieval.embedders.prompts`: Qwen3-Embedding's query instruction, e5's "query: " / "passage: "); a
+    model not listed there (bge-m3) gets the texts as they are."""
 
     def __init__(
         self,
@@ -46,6 +48,7 @@ class RemoteEmbedder(Embedder):
         batch_size: int = REQUEST_BATCH,
     ) -> None:
         self.name = model
+        self.prompts = known_prompts(model)
         self._api_key = api_key or ""
         self.location = f"embedding server at {mask_secrets(url.rstrip('/'))}" if url else "embedding server"
         self._batch = max(1, batch_size)
@@ -78,6 +81,16 @@ class RemoteEmbedder(Embedder):
         """Embed passages; rows are unit vectors (float32), in the order of `texts`. A request carries up to the
         constructor's `batch_size` texts (`batch_size` here is the in-process batch of the local models; the
         server batches on its GPU itself)."""
+        return self._embed([self.prompts.passage + text for text in texts])
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._embed([self.prompts.query + text])[0]
+
+    def count_tokens(self, text: str) -> int:
+        """Estimated (the server's tokenizer is not at hand), with the passage prompt the server will read."""
+        return super().count_tokens(self.prompts.passage + text)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         rows = []

@@ -12,6 +12,7 @@ import numpy as np
 
 from modelhub import ModelNotAvailable, resolve
 from retrieval.embedders.base import Embedder
+from retrieval.embedders.prompts import NO_PROMPTS, Prompts, known_prompts
 from retrieval.errors import EmbedderLoadError, first_line
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -53,7 +54,8 @@ def _resolve_device(device: str) -> str | None:
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """A sentence-transformers model in this process; `max_tokens` is its `max_seq_length`.
+    """A sentence-transformers model in this process; `max_tokens` is its `max_seq_length`. Queries and passages
+    get the model's prompts (`retrieval.embedders.prompts`): its configuration's, else those its model card gives.
 
     `runtime` runs its transformer on torch, "onnx", "onnx-int8" (dynamic int8 quantisation) or "openvino", on
     the CPU; "auto" (default) is OpenVINO for the bundled model on the CPU, else torch. An exported runtime is
@@ -100,6 +102,8 @@ class SentenceTransformerEmbedder(Embedder):
         limit = getattr(model, "max_seq_length", None)
         self.max_tokens = int(limit) if limit else None
         self._tokenizer = getattr(model, "tokenizer", None)
+        configured = Prompts.from_config(getattr(model, "prompts", None) or {})
+        self.prompts = configured if configured != NO_PROMPTS else known_prompts(self.name)
         self.runtime = "torch"
         if chosen_runtime != "torch":
             from retrieval.embedders.runtimes import use_runtime
@@ -116,13 +120,25 @@ class SentenceTransformerEmbedder(Embedder):
         if self._tokenizer is None:
             return super().count_tokens(text)
         # verbose=False: counting a text longer than the model reads is the point, not a mistake to warn about
-        return len(self._tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+        encoded = self._tokenizer(self.prompts.passage + text, add_special_tokens=True, truncation=False, verbose=False)
+        return len(encoded["input_ids"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Embed passages; rows are unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self._model.encode(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+            list(texts),
+            prompt=self.prompts.passage,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """The question with the model's query prompt (`self.prompts`), as the model was trained to read it."""
+        vectors = self._model.encode(
+            [text], prompt=self.prompts.query, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)[0]
