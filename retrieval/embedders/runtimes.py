@@ -1,5 +1,5 @@
 """Runtimes for a sentence-transformers model's transformer besides torch: ONNX Runtime (fp32, or int8 by dynamic
-quantisation) and OpenVINO, both on the CPU, where they encode faster than torch.
+quantisation) and OpenVINO, both on the CPU, where they hold up better than torch when the cores are shared.
 
 sentence-transformers' own `backend="onnx"`/`"openvino"` goes through optimum, whose releases (optimum-onnx 0.1,
 optimum-intel 2.2) require transformers < 4.58 / < 5.6 and fail to import with the transformers ragbot runs on. So
@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8", "openvino")
 # What each runtime imports, and what to install for it (the export to ONNX needs `onnx` in every case).
 _PACKAGES = {"onnx": ("onnxruntime", "onnx"), "onnx-int8": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
-# `auto` on the CPU: the fastest at equal quality (bench/ingest_bench.py: OpenVINO 3.6-5.1x torch's chunks/s on
-# MiniLM, the same hit@5).
+# `auto` on the CPU: the same hit@5 as torch, as fast on a quiet 2-core machine and 3.6-5.1x torch's chunks/s on
+# one loaded by other jobs (bench/ingest_bench.py; README, "Embedding cost and ingest speed").
 _AUTO_CPU = "openvino"
 
 
